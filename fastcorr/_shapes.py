@@ -61,7 +61,7 @@ def conv_output_shape(input_size, kernel_size, stride=1, padding=0, dilation=1, 
     dilations = int_tuple(func, "dilation", dilation, ndim, minimum=1)
     pads = resolve_padding(func, padding, kernel, dilations, strides)
     out = tuple(
-        output_size(func, n, k, s, p, d, bool(ceil_mode))
+        window_count(func, n, k, s, p, d, bool(ceil_mode))
         for n, k, s, p, d in zip(sizes, kernel, strides, pads, dilations, strict=True)
     )
     scalar = not any(isinstance(v, tuple | list) for v in (input_size, kernel_size, stride,
@@ -69,7 +69,7 @@ def conv_output_shape(input_size, kernel_size, stride=1, padding=0, dilation=1, 
     return out[0] if scalar else out
 
 
-def output_size(func: str, size: int, kernel: int, stride: int, pad: tuple, dilation: int,
+def window_count(func: str, size: int, kernel: int, stride: int, pad: tuple, dilation: int,
                 ceil_mode: bool = False) -> int:
     """One spatial output size; ``pad`` is a ``(before, after)`` pair."""
     span = dilation * (kernel - 1) + 1
