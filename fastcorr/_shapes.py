@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from ._checks import choice, int_tuple, int_value
 
 _PADDING_WORDS = {"valid": "valid", "same": "same", "full": "full"}
@@ -120,10 +118,7 @@ def resolve_padding(func: str, padding, kernel: tuple, dilation: tuple, stride: 
     return tuple((p, p) for p in pads)
 
 
-def full_padding(kernel_shape) -> tuple:
-    """``(k - 1, k - 1)`` per dimension: the padding of a 'full' correlation."""
-    return tuple((k - 1, k - 1) for k in kernel_shape)
-
-
-def prod(values) -> int:
-    return math.prod(values)
+def valid_shape(size, kernel_size, dilation, stride) -> tuple:
+    """Window positions per dimension of an already padded input (kernels' canonical case)."""
+    return tuple((n - d * (k - 1) - 1) // s + 1
+                 for n, k, d, s in zip(size, kernel_size, dilation, stride, strict=True))

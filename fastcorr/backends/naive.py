@@ -10,6 +10,8 @@ import itertools
 
 import numpy as np
 
+from .._shapes import valid_shape
+
 
 def correlate_valid(x, kernel):
     """``out[i] = sum_j x[i + j] * kernel[j]`` for every complete overlap."""
@@ -28,8 +30,7 @@ def conv_forward(x, weight, bias, stride, dilation, groups):
     batch, channels = x.shape[:2]
     filters, group_channels = weight.shape[:2]
     kernel = weight.shape[2:]
-    out_spatial = tuple((n - d * (k - 1) - 1) // s + 1
-                        for n, k, s, d in zip(x.shape[2:], kernel, stride, dilation))
+    out_spatial = valid_shape(x.shape[2:], kernel, dilation, stride)
     filters_per_group = filters // groups
     out = np.zeros((batch, filters) + out_spatial, dtype=x.dtype)
     for n, f in itertools.product(range(batch), range(filters)):
@@ -47,8 +48,7 @@ def conv_forward(x, weight, bias, stride, dilation, groups):
 
 def _windows(size, kernel_size, dilation, stride):
     """Output positions and, for each, the input position of every kernel offset."""
-    out_spatial = tuple((n - d * (k - 1) - 1) // s + 1
-                        for n, k, s, d in zip(size, kernel_size, stride, dilation))
+    out_spatial = valid_shape(size, kernel_size, dilation, stride)
     for column, o in enumerate(itertools.product(*map(range, out_spatial))):
         for row, k in enumerate(itertools.product(*map(range, kernel_size))):
             yield column, row, tuple(oi * s + ki * d

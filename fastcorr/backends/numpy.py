@@ -11,6 +11,7 @@ import itertools
 import numpy as np
 
 from .._fft import correlate_fft as _correlate_fft
+from .._shapes import valid_shape
 
 
 def correlate_valid(x, kernel):
@@ -33,17 +34,12 @@ def _offset_view(array, offset, out_spatial, stride):
     return array[(slice(None), slice(None)) + index]
 
 
-def _out_spatial(size, kernel_size, dilation, stride):
-    return tuple((n - d * (k - 1) - 1) // s + 1
-                 for n, k, s, d in zip(size, kernel_size, stride, dilation))
-
-
 def conv_forward(x, weight, bias, stride, dilation, groups):
     """Per group and kernel offset, a (F_g x C_g) @ (C_g x outputs) product, accumulated."""
     batch, channels = x.shape[:2]
     filters, group_channels = weight.shape[:2]
     kernel_size = weight.shape[2:]
-    out_spatial = _out_spatial(x.shape[2:], kernel_size, dilation, stride)
+    out_spatial = valid_shape(x.shape[2:], kernel_size, dilation, stride)
     filters_per_group = filters // groups
     out = np.zeros((batch, filters) + out_spatial, dtype=x.dtype)
     for g in range(groups):
@@ -65,7 +61,7 @@ def conv_forward(x, weight, bias, stride, dilation, groups):
 def unfold(x, kernel_size, dilation, stride):
     """im2col: rows (c, kernel offset), columns the output positions in row-major order."""
     batch, channels = x.shape[:2]
-    out_spatial = _out_spatial(x.shape[2:], kernel_size, dilation, stride)
+    out_spatial = valid_shape(x.shape[2:], kernel_size, dilation, stride)
     kernel_volume = int(np.prod(kernel_size))
     cols = np.empty((batch, channels, kernel_volume) + out_spatial, dtype=x.dtype)
     for row, k in enumerate(itertools.product(*map(range, kernel_size))):
@@ -79,7 +75,7 @@ def fold(cols, size, kernel_size, dilation, stride):
     batch = cols.shape[0]
     kernel_volume = int(np.prod(kernel_size))
     channels = cols.shape[1] // kernel_volume
-    out_spatial = _out_spatial(size, kernel_size, dilation, stride)
+    out_spatial = valid_shape(size, kernel_size, dilation, stride)
     blocks = cols.reshape((batch, channels, kernel_volume) + out_spatial)
     out = np.zeros((batch, channels) + tuple(size), dtype=cols.dtype)
     for row, k in enumerate(itertools.product(*map(range, kernel_size))):
