@@ -18,6 +18,18 @@ first use and are cached on disk where possible.
 from ._dispatch import backends, get_num_threads, set_num_threads, use_backend
 from ._shapes import conv_output_shape
 from .conv import conv1d, conv2d, conv3d, conv_matrix, fold, unfold
+from .pool import (
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool2d_backward,
+    global_avg_pool2d,
+    global_max_pool2d,
+    max_pool1d,
+    max_pool2d,
+    max_pool2d_backward,
+)
 from .signal import convolve, convolve2d, correlate, correlate2d, match_template
 
 __version__ = "0.1.0"
@@ -26,6 +38,16 @@ im2col = unfold
 col2im = fold
 
 __all__ = [
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "global_avg_pool2d",
+    "global_max_pool2d",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool2d_backward",
     "backends",
     "col2im",
     "conv1d",

@@ -1,4 +1,4 @@
-"""The 'numpy' backend: vectorised NumPy, one array operation per kernel offset.
+"""Correlation, convolution and im2col in NumPy, one array operation per kernel offset.
 
 Each kernel offset contributes a shifted (strided, dilated) view of the input,
 so temporaries are the size of the output, never input size x kernel size.
@@ -10,8 +10,8 @@ import itertools
 
 import numpy as np
 
-from .._fft import correlate_fft as _correlate_fft
-from .._shapes import valid_shape
+from ..._fft import correlate_fft as _correlate_fft
+from ..._shapes import valid_shape
 
 
 def correlate_valid(x, kernel):

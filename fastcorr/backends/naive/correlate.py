@@ -1,4 +1,4 @@
-"""The 'naive' backend: plain loops, the readable reference every other backend is tested against.
+"""Correlation, convolution and im2col as plain loops.
 
 Nothing here is vectorised: each output element is a visible sum over the
 kernel, exactly as the formulas in the docs write it.
@@ -10,7 +10,7 @@ import itertools
 
 import numpy as np
 
-from .._shapes import valid_shape
+from ..._shapes import valid_shape
 
 
 def correlate_valid(x, kernel):

@@ -1,0 +1,7 @@
+"""The 'naive' backend: plain loops, the readable reference every other backend is tested against."""
+
+from .correlate import conv_forward, correlate_valid, fold, unfold
+from .pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward
+
+__all__ = ["avg_pool", "avg_pool_backward", "conv_forward", "correlate_valid", "fold",
+           "max_pool", "max_pool_backward", "unfold"]
