@@ -1,7 +1,30 @@
 """The 'numpy' backend: vectorised NumPy, temporaries the size of the output."""
 
 from .correlate import conv_forward, correlate_fft, correlate_valid, fold, unfold
+from .norm import (
+    axpby,
+    dot_moments,
+    layer_norm_backward,
+    layer_normalize,
+    moments,
+    scale_shift,
+)
 from .pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward
 
-__all__ = ["avg_pool", "avg_pool_backward", "conv_forward", "correlate_fft", "correlate_valid",
-           "fold", "max_pool", "max_pool_backward", "unfold"]
+__all__ = [
+    "avg_pool",
+    "avg_pool_backward",
+    "axpby",
+    "conv_forward",
+    "correlate_fft",
+    "correlate_valid",
+    "dot_moments",
+    "fold",
+    "layer_norm_backward",
+    "layer_normalize",
+    "max_pool",
+    "max_pool_backward",
+    "moments",
+    "scale_shift",
+    "unfold",
+]

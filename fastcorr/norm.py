@@ -1,0 +1,606 @@
+"""Normalisation: batch, layer, instance and group norm, forward and backward, and moments.
+
+Each norm standardises slices of ``x`` (``(x - mean) / sqrt(var + eps)``,
+biased variance) and applies a per-channel (layer norm: per-element) affine
+map.  The slices differ, so each front end views ``x`` as a 3-D
+``(P, Q, S)`` array whose statistics are taken per ``q`` over ``p`` and
+``s``:
+
+==============  =====================  ==============================
+norm            statistics view        slice
+==============  =====================  ==============================
+batch           ``(N, C, H*W)``        a channel across the batch
+instance        ``(1, N*C, H*W)``      one sample's channel
+group           ``(1, N*G, C/G*H*W)``  one sample's group of channels
+layer           ``(1, N, prod(shape))`` one sample's trailing dims
+==============  =====================  ==============================
+
+Statistics are accumulated in float64 in two passes (mean, then squared
+deviations), so a float32 input with mean 1e4 and standard deviation 1e-2
+keeps its variance.  The kernels: ``moments`` (per-``q`` mean and
+sum of squared deviations), ``dot_moments`` (per-``q`` sums of ``dy`` and
+``dy * (x - mean)``), ``scale_shift`` and ``axpby`` (per-``q`` affine maps of
+one or two arrays), and layer norm's elementwise ``layer_normalize`` and
+``layer_norm_backward``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _dispatch
+from ._checks import as_array, floating, int_tuple, int_value
+
+_FLOAT64 = np.float64
+
+
+def _float_input(func: str, x, min_ndim: int = 2):
+    x = as_array(func, "x", x)
+    if x.ndim < min_ndim:
+        raise ValueError(f"{func}: parameter 'x' must have at least {min_ndim} dimensions "
+                         f"(N, C, ...), got shape {x.shape}")
+    return np.ascontiguousarray(x, dtype=floating(func, x))
+
+
+def _vector(func: str, name: str, value, length: int, dtype, *, writeable=False):
+    """A per-channel parameter: ``None`` or shape ``(length,)``."""
+    if value is None:
+        return None
+    if writeable:  # running statistics are updated in place, as torch does
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            raise TypeError(f"{func}: parameter {name!r} must be a float numpy array (it is "
+                            f"updated in place), got {type(value).__name__}")
+        array = value
+    else:
+        array = as_array(func, name, value)
+    if array.shape != (length,):
+        raise ValueError(f"{func}: parameter {name!r} must have shape ({length},), "
+                         f"got {array.shape}")
+    return array if writeable else array.astype(dtype, copy=False)
+
+
+def _eps(func: str, eps) -> float:
+    eps = float(eps)
+    if not eps >= 0:
+        raise ValueError(f"{func}: parameter 'eps' must be >= 0, got {eps}")
+    return eps
+
+
+def _momentum(func: str, momentum) -> float:
+    if momentum is None or isinstance(momentum, bool):
+        raise TypeError(f"{func}: parameter 'momentum' must be a float, got {momentum!r}")
+    return float(momentum)
+
+
+def _moments(func, view, backend):
+    """Mean and biased variance (float64) per ``q`` of a ``(P, Q, S)`` view."""
+    mean, m2 = _dispatch.run(func, "moments", backend, view, what="moments")
+    count = view.shape[0] * view.shape[2]
+    return mean, m2 / count
+
+
+def moments(x, axis, ddof=0, *, backend=None):
+    """Mean and variance over ``axis``, numerically stable in float32.
+
+    Like ``(x.mean(axis), x.var(axis, ddof=ddof))``, accumulated in float64
+    in two passes.
+
+    Parameters
+    ----------
+    x : array_like
+    axis : int or tuple of int
+        Axes to reduce; negative values count from the end.
+    ddof : int, default 0
+        Divide the squared deviations by ``count - ddof``.
+    backend : str, optional
+        See :func:`fastcorr.use_backend`.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Mean and variance, shaped like ``x`` without ``axis``, in ``x``'s
+        float dtype (float64 for non-float input).
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> x = (1e4 + 1e-2 * np.random.default_rng(0).standard_normal(100_000)).astype(np.float32)
+    >>> mean, var = fastcorr.moments(x, 0)
+    >>> bool(abs(var / x.astype(np.float64).var() - 1) < 1e-3)
+    True
+    """
+    func = "moments"
+    x = as_array(func, "x", x)
+    axes = (axis,) if not isinstance(axis, tuple | list) else tuple(axis)
+    axes = tuple(int_value(func, "axis", a) for a in axes)
+    if not axes or any(not -x.ndim <= a < x.ndim for a in axes):
+        raise ValueError(f"{func}: parameter 'axis' {axis!r} is out of range for a "
+                         f"{x.ndim}-D array")
+    axes = tuple(sorted({a % x.ndim for a in axes}))
+    if len(axes) != len(set(axes)):
+        raise ValueError(f"{func}: parameter 'axis' {axis!r} repeats an axis")
+    ddof = int_value(func, "ddof", ddof, minimum=0)
+    dtype = floating(func, x)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    kept_shape = tuple(x.shape[a] for a in kept)
+    # (P, Q, S) view without a copy when the kept axes are contiguous, else move them.
+    if not kept:
+        view = x.reshape(1, 1, -1)
+    elif kept == list(range(kept[0], kept[-1] + 1)):
+        view = x.reshape(math.prod(x.shape[:kept[0]]), math.prod(kept_shape), -1)
+    else:
+        view = np.moveaxis(x, kept, range(len(kept))).reshape(1, math.prod(kept_shape), -1)
+    view = np.ascontiguousarray(view, dtype=dtype)
+    mean, m2 = _dispatch.run(func, "moments", backend, view, what="moments")
+    count = view.shape[0] * view.shape[2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = m2 / (count - ddof) if count > ddof else np.full_like(m2, np.nan)
+    return mean.astype(dtype).reshape(kept_shape), var.astype(dtype).reshape(kept_shape)
+
+
+def _normalize(func, view, mean, var, eps, weight, bias, backend):
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` on a ``(P, Q, S)`` view, per q.
+
+    ``mean``/``var`` are per ``q``; ``weight``/``bias`` per channel, and the
+    channel of ``q`` is ``q % C`` (``np.resize`` repeats them).
+    """
+    rstd = 1.0 / np.sqrt(var + eps)
+    scale = rstd if weight is None else rstd * np.resize(weight.astype(_FLOAT64), rstd.shape)
+    shift = -mean * scale
+    if bias is not None:
+        shift = shift + np.resize(bias.astype(_FLOAT64), shift.shape)
+    return _dispatch.run(func, "scale_shift", backend, view, scale.astype(view.dtype),
+                         shift.astype(view.dtype), what="normalisation")
+
+
+def _running_update(running, momentum, value):
+    running *= 1 - momentum
+    running += (momentum * value).astype(running.dtype)
+
+
+def _batch_view(x):
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _batch_norm_args(func, x, running_mean, running_var, weight, bias, training, eps):
+    x = _float_input(func, x)
+    channels = x.shape[1]
+    running_mean = _vector(func, "running_mean", running_mean, channels, x.dtype, writeable=True)
+    running_var = _vector(func, "running_var", running_var, channels, x.dtype, writeable=True)
+    weight = _vector(func, "weight", weight, channels, x.dtype)
+    bias = _vector(func, "bias", bias, channels, x.dtype)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{func}: parameters 'running_mean' and 'running_var' must be given "
+                         f"together")
+    if not training and running_mean is None:
+        raise ValueError(f"{func}: training=False needs 'running_mean' and 'running_var'")
+    count = x.size // channels
+    if training and count < 2:
+        raise ValueError(f"{func}: training needs more than 1 value per channel, got input "
+                         f"shape {x.shape}")
+    return x, running_mean, running_var, weight, bias, _eps(func, eps)
+
+
+def _batch_stats(func, x, running_mean, running_var, training, backend):
+    if training:
+        return _moments(func, _batch_view(x), backend)
+    return running_mean.astype(_FLOAT64), running_var.astype(_FLOAT64)
+
+
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, *, backend=None):
+    """Batch normalisation, like ``torch.nn.functional.batch_norm``.
+
+    Statistics per channel over the batch and spatial axes (training) or
+    the running statistics (``training=False``).  In training, given running
+    statistics are updated in place: ``running = (1 - momentum) * running +
+    momentum * batch_statistic``, with the unbiased variance, as torch does.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(N, C, *spatial)``.
+    running_mean, running_var : ndarray, optional
+        ``(C,)`` float arrays; required when ``training`` is False.
+    weight, bias : array_like, optional
+        ``(C,)`` affine parameters (gamma, beta).
+    training : bool, default False
+    momentum : float, default 0.1
+    eps : float, default 1e-5
+        Added to the variance inside the square root.
+    backend : str, optional
+        See :func:`fastcorr.use_backend`.
+
+    Returns
+    -------
+    ndarray
+        Shaped like ``x``, its float dtype.
+
+    See Also
+    --------
+    batch_norm_backward, instance_norm, group_norm, layer_norm
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> x = np.array([[[1.0, 3.0]], [[5.0, 7.0]]])       # (N=2, C=1, L=2)
+    >>> mean, var = np.zeros(1), np.ones(1)
+    >>> y = fastcorr.batch_norm(x, mean, var, training=True, eps=0.0)
+    >>> y.ravel()
+    array([-1.34164079, -0.4472136 ,  0.4472136 ,  1.34164079])
+    >>> mean, var                                       # updated in place
+    (array([0.4]), array([1.56666667]))
+    """
+    func = "batch_norm"
+    x, running_mean, running_var, weight, bias, eps = _batch_norm_args(
+        func, x, running_mean, running_var, weight, bias, training, eps)
+    mean, var = _batch_stats(func, x, running_mean, running_var, training, backend)
+    if training and running_mean is not None:
+        momentum = _momentum(func, momentum)
+        count = x.size // x.shape[1]
+        _running_update(running_mean, momentum, mean)
+        _running_update(running_var, momentum, var * count / (count - 1))
+    y = _normalize(func, _batch_view(x), mean, var, eps, weight, bias, backend)
+    return y.reshape(x.shape)
+
+
+def _instance_args(func, x, running_mean, running_var, weight, bias, use_input_stats, eps):
+    x = _float_input(func, x, 3)
+    channels = x.shape[1]
+    running_mean = _vector(func, "running_mean", running_mean, channels, x.dtype, writeable=True)
+    running_var = _vector(func, "running_var", running_var, channels, x.dtype, writeable=True)
+    weight = _vector(func, "weight", weight, channels, x.dtype)
+    bias = _vector(func, "bias", bias, channels, x.dtype)
+    if not use_input_stats and (running_mean is None or running_var is None):
+        raise ValueError(f"{func}: use_input_stats=False needs 'running_mean' and 'running_var'")
+    if use_input_stats and x[0, 0].size < 2:
+        raise ValueError(f"{func}: needs more than 1 spatial element per channel, got input "
+                         f"shape {x.shape}")
+    return x, running_mean, running_var, weight, bias, _eps(func, eps)
+
+
+def _instance_view(x):
+    return x.reshape(1, x.shape[0] * x.shape[1], -1)
+
+
+def _instance_stats(func, x, running_mean, running_var, use_input_stats, backend):
+    if use_input_stats:
+        return _moments(func, _instance_view(x), backend)
+    repeat = x.shape[0]
+    return (np.tile(running_mean.astype(_FLOAT64), repeat),
+            np.tile(running_var.astype(_FLOAT64), repeat))
+
+
+def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5, *, backend=None):
+    """Instance normalisation, like ``torch.nn.functional.instance_norm``.
+
+    Statistics per sample and channel over the spatial axes.  Running
+    statistics, if given, are updated in place with the batch average of the
+    per-instance statistics (unbiased variance); with
+    ``use_input_stats=False`` they are used instead.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(N, C, *spatial)``.
+    running_mean, running_var, weight, bias : optional
+        ``(C,)`` each.
+    use_input_stats : bool, default True
+    momentum, eps : float
+        As in :func:`batch_norm`.
+    backend : str, optional
+
+    See Also
+    --------
+    instance_norm_backward, batch_norm, group_norm
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> fastcorr.instance_norm(np.array([[[1.0, 3.0], [2.0, 2.0]]]), eps=0.0)
+    array([[[-1.,  1.],
+            [ 0.,  0.]]])
+    """
+    func = "instance_norm"
+    x, running_mean, running_var, weight, bias, eps = _instance_args(
+        func, x, running_mean, running_var, weight, bias, use_input_stats, eps)
+    mean, var = _instance_stats(func, x, running_mean, running_var, use_input_stats, backend)
+    if use_input_stats and running_mean is not None:
+        momentum = _momentum(func, momentum)
+        count = x[0, 0].size
+        channels = x.shape[1]
+        _running_update(running_mean, momentum, mean.reshape(-1, channels).mean(0))
+        unbiased = var * count / (count - 1)
+        _running_update(running_var, momentum, unbiased.reshape(-1, channels).mean(0))
+    y = _normalize(func, _instance_view(x), mean, var, eps, weight, bias, backend)
+    return y.reshape(x.shape)
+
+
+def _group_args(func, x, num_groups, weight, bias, eps):
+    x = _float_input(func, x)
+    channels = x.shape[1]
+    num_groups = int_value(func, "num_groups", num_groups, minimum=1)
+    if channels % num_groups:
+        raise ValueError(f"{func}: parameter 'num_groups'={num_groups} must divide the "
+                         f"{channels} channels of x")
+    weight = _vector(func, "weight", weight, channels, x.dtype)
+    bias = _vector(func, "bias", bias, channels, x.dtype)
+    return x, num_groups, weight, bias, _eps(func, eps)
+
+
+def _group_stats(func, x, num_groups, backend):
+    """Per (sample, group) statistics, repeated for each channel of the group."""
+    mean, var = _moments(func, x.reshape(1, x.shape[0] * num_groups, -1), backend)
+    per_group = x.shape[1] // num_groups
+    return np.repeat(mean, per_group), np.repeat(var, per_group)
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, backend=None):
+    """Group normalisation, like ``torch.nn.functional.group_norm``.
+
+    Statistics per sample over each group of ``C / num_groups`` channels and
+    the spatial axes; affine per channel.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(N, C, *spatial)``.
+    num_groups : int
+        Must divide ``C``.
+    weight, bias : array_like, optional
+        ``(C,)`` each.
+    eps : float, default 1e-5
+    backend : str, optional
+
+    See Also
+    --------
+    group_norm_backward, instance_norm, layer_norm
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> fastcorr.group_norm(np.array([[[1.0], [3.0], [5.0], [5.0]]]), 2, eps=0.0)
+    array([[[-1.],
+            [ 1.],
+            [ 0.],
+            [ 0.]]])
+    """
+    func = "group_norm"
+    x, num_groups, weight, bias, eps = _group_args(func, x, num_groups, weight, bias, eps)
+    mean, var = _group_stats(func, x, num_groups, backend)
+    y = _normalize(func, _instance_view(x), mean, var, eps, weight, bias, backend)
+    return y.reshape(x.shape)
+
+
+def _layer_args(func, x, normalized_shape, weight, bias, eps):
+    x = as_array(func, "x", x)
+    if isinstance(normalized_shape, int | np.integer):
+        normalized_shape = (normalized_shape,)
+    if not isinstance(normalized_shape, tuple | list) or not normalized_shape:
+        raise TypeError(f"{func}: parameter 'normalized_shape' must be an int or a tuple of "
+                        f"ints, got {normalized_shape!r}")
+    shape = int_tuple(func, "normalized_shape", tuple(normalized_shape), len(normalized_shape),
+                      minimum=1)
+    if x.shape[x.ndim - len(shape):] != shape or x.ndim < len(shape):
+        raise ValueError(f"{func}: parameter 'normalized_shape' {shape} must equal the trailing "
+                         f"dimensions of x, got x.shape={x.shape}")
+    dtype = floating(func, x)
+    params = []
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None:
+            value = as_array(func, name, value)
+            if value.shape != shape:
+                raise ValueError(f"{func}: parameter {name!r} must have normalized_shape "
+                                 f"{shape}, got {value.shape}")
+            value = np.ascontiguousarray(value.reshape(-1), dtype=dtype)
+        params.append(value)
+    x2 = np.ascontiguousarray(x, dtype=dtype).reshape(-1, math.prod(shape))
+    return x2, params[0], params[1], _eps(func, eps)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, backend=None):
+    """Layer normalisation, like ``torch.nn.functional.layer_norm``.
+
+    Statistics per sample over the trailing ``normalized_shape`` dimensions;
+    ``weight`` and ``bias`` are elementwise over those dimensions.
+
+    Parameters
+    ----------
+    x : array_like
+    normalized_shape : int or tuple of int
+        The trailing dimensions of ``x`` to normalise over.
+    weight, bias : array_like, optional
+        Of shape ``normalized_shape``.
+    eps : float, default 1e-5
+    backend : str, optional
+
+    See Also
+    --------
+    layer_norm_backward, group_norm
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> fastcorr.layer_norm(np.array([[1.0, 2.0, 3.0]]), 3, eps=0.0)
+    array([[-1.22474487,  0.        ,  1.22474487]])
+    """
+    func = "layer_norm"
+    shape = np.shape(x)
+    x2, weight, bias, eps = _layer_args(func, x, normalized_shape, weight, bias, eps)
+    mean, var = _moments(func, x2[np.newaxis], backend)
+    rstd = 1.0 / np.sqrt(var + eps)
+    y = _dispatch.run(func, "layer_normalize", backend, x2, mean, rstd, weight, bias,
+                      what="layer normalisation")
+    return y.reshape(shape)
+
+
+# Backward passes.  With xhat = (x - mean) * rstd and g = dy * weight over a
+# slice of n elements: dx = rstd * (g - sum(g) / n - xhat * sum(g * xhat) / n),
+# which per q is dx = dy * a + x * b + c; dweight = sum(dy * xhat), dbias = sum(dy).
+
+def _grad_output(func, grad_output, shape, dtype):
+    grad = as_array(func, "grad_output", grad_output)
+    if grad.shape != shape:
+        raise ValueError(f"{func}: parameter 'grad_output' must have x's shape {shape}, "
+                         f"got {grad.shape}")
+    return np.ascontiguousarray(grad, dtype=dtype)
+
+
+def _affine_backward(func, grad, x, mean, var, eps, weight, channel_of_q, reduce, backend,
+                     batch_stats=True):
+    """Gradients for per-q statistics on the ``(P, Q, S)`` views ``grad``/``x``.
+
+    ``channel_of_q`` maps each q to its affine channel; ``reduce(values)``
+    sums per-q values into the slices that share statistics (identity for
+    batch and instance norm, per group for group norm), repeated back per q.
+    """
+    sum_dy, sum_dy_centred = _dispatch.run(func, "dot_moments", backend, grad, x, mean,
+                                           what="normalisation gradient sums")
+    rstd = 1.0 / np.sqrt(var + eps)
+    w = np.ones_like(rstd) if weight is None else weight.astype(_FLOAT64)[channel_of_q]
+    count = grad.shape[0] * grad.shape[2]
+    sum_dy_xhat = sum_dy_centred * rstd     # per q
+    if batch_stats:
+        slice_count = reduce(np.full_like(rstd, count))
+        sum_g = reduce(w * sum_dy)
+        sum_g_xhat = reduce(w * sum_dy_xhat)
+        a = rstd * w
+        b = -rstd * rstd * sum_g_xhat / slice_count
+        c = -rstd * sum_g / slice_count - b * mean
+    else:  # fixed statistics: the map is affine, dx = dy * weight * rstd
+        a, b, c = rstd * w, np.zeros_like(rstd), np.zeros_like(rstd)
+    grad_input = _dispatch.run(func, "axpby", backend, grad, x, a.astype(x.dtype),
+                               b.astype(x.dtype), c.astype(x.dtype),
+                               what="normalisation gradient")
+    return grad_input, sum_dy_xhat, sum_dy
+
+
+def _per_channel(values, channels):
+    """Sum per-q values over all q of the same channel (q = n * channels + c)."""
+    return values.reshape(-1, channels).sum(0)
+
+
+def batch_norm_backward(grad_output, x, running_mean=None, running_var=None, weight=None,
+                        bias=None, training=False, momentum=0.1, eps=1e-5, *, backend=None):
+    """Gradients of :func:`batch_norm`: ``(grad_input, grad_weight, grad_bias)``.
+
+    As torch autograd gives them: through the batch statistics when
+    ``training``, else through the fixed running statistics.  Running
+    statistics are not updated.  ``grad_weight``/``grad_bias`` are ``None``
+    where ``weight``/``bias`` are.
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> x = np.array([[[1.0, 3.0]], [[5.0, 7.0]]])
+    >>> dx, dw, db = fastcorr.batch_norm_backward(np.ones_like(x), x, weight=np.ones(1),
+    ...                                           bias=np.zeros(1), training=True)
+    >>> bool(np.allclose(dx, 0)), db
+    (True, array([4.]))
+    """
+    func = "batch_norm_backward"
+    x, running_mean, running_var, weight, bias, eps = _batch_norm_args(
+        func, x, running_mean, running_var, weight, bias, training, eps)
+    grad = _grad_output(func, grad_output, x.shape, x.dtype)
+    mean, var = _batch_stats(func, x, running_mean, running_var, training, backend)
+    channels = x.shape[1]
+    grad_input, sum_dy_xhat, sum_dy = _affine_backward(
+        func, _batch_view(grad), _batch_view(x), mean, var, eps, weight, np.arange(channels),
+        lambda v: v, backend, batch_stats=bool(training))
+    return _norm_grads(grad_input.reshape(x.shape), sum_dy_xhat, sum_dy, weight, bias, x.dtype)
+
+
+def _norm_grads(grad_input, grad_weight, grad_bias, weight, bias, dtype):
+    return (grad_input,
+            None if weight is None else grad_weight.astype(dtype),
+            None if bias is None else grad_bias.astype(dtype))
+
+
+def instance_norm_backward(grad_output, x, running_mean=None, running_var=None, weight=None,
+                           bias=None, use_input_stats=True, momentum=0.1, eps=1e-5, *,
+                           backend=None):
+    """Gradients of :func:`instance_norm`: ``(grad_input, grad_weight, grad_bias)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> x = np.array([[[1.0, 3.0], [2.0, 6.0]]])
+    >>> dx, dw, db = fastcorr.instance_norm_backward(np.ones_like(x), x, weight=np.ones(2),
+    ...                                              bias=np.zeros(2))
+    >>> bool(np.allclose(dx, 0)), db
+    (True, array([2., 2.]))
+    """
+    func = "instance_norm_backward"
+    x, running_mean, running_var, weight, bias, eps = _instance_args(
+        func, x, running_mean, running_var, weight, bias, use_input_stats, eps)
+    grad = _grad_output(func, grad_output, x.shape, x.dtype)
+    mean, var = _instance_stats(func, x, running_mean, running_var, use_input_stats, backend)
+    channels = x.shape[1]
+    channel_of_q = np.tile(np.arange(channels), x.shape[0])
+    grad_input, sum_dy_xhat, sum_dy = _affine_backward(
+        func, _instance_view(grad), _instance_view(x), mean, var, eps, weight, channel_of_q,
+        lambda v: v, backend, batch_stats=bool(use_input_stats))
+    return _norm_grads(grad_input.reshape(x.shape), _per_channel(sum_dy_xhat, channels),
+                       _per_channel(sum_dy, channels), weight, bias, x.dtype)
+
+
+def group_norm_backward(grad_output, x, num_groups, weight=None, bias=None, eps=1e-5, *,
+                        backend=None):
+    """Gradients of :func:`group_norm`: ``(grad_input, grad_weight, grad_bias)``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> x = np.array([[[1.0], [3.0], [5.0], [9.0]]])
+    >>> dx, dw, db = fastcorr.group_norm_backward(np.ones_like(x), x, 2, np.ones(4),
+    ...                                           np.zeros(4))
+    >>> bool(np.allclose(dx, 0)), db
+    (True, array([1., 1., 1., 1.]))
+    """
+    func = "group_norm_backward"
+    x, num_groups, weight, bias, eps = _group_args(func, x, num_groups, weight, bias, eps)
+    grad = _grad_output(func, grad_output, x.shape, x.dtype)
+    mean, var = _group_stats(func, x, num_groups, backend)
+    channels = x.shape[1]
+    per_group = channels // num_groups
+
+    def group_sum(values):  # q = (n, c): sum over the channels of each group, repeat back
+        return np.repeat(values.reshape(-1, per_group).sum(1), per_group)
+
+    grad_input, sum_dy_xhat, sum_dy = _affine_backward(
+        func, _instance_view(grad), _instance_view(x), mean, var, eps, weight,
+        np.tile(np.arange(channels), x.shape[0]), group_sum, backend)
+    return _norm_grads(grad_input.reshape(x.shape), _per_channel(sum_dy_xhat, channels),
+                       _per_channel(sum_dy, channels), weight, bias, x.dtype)
+
+
+def layer_norm_backward(grad_output, x, normalized_shape, weight=None, bias=None, eps=1e-5, *,
+                        backend=None):
+    """Gradients of :func:`layer_norm`: ``(grad_input, grad_weight, grad_bias)``.
+
+    ``grad_weight`` and ``grad_bias`` have ``normalized_shape``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> x = np.array([[1.0, 2.0, 3.0]])
+    >>> dx, dw, db = fastcorr.layer_norm_backward(np.ones_like(x), x, 3, np.ones(3), np.zeros(3))
+    >>> bool(np.allclose(dx, 0)), db
+    (True, array([1., 1., 1.]))
+    """
+    func = "layer_norm_backward"
+    shape = np.shape(x)
+    x2, weight, bias, eps = _layer_args(func, x, normalized_shape, weight, bias, eps)
+    grad = _grad_output(func, grad_output, shape, x2.dtype).reshape(x2.shape)
+    mean, var = _moments(func, x2[np.newaxis], backend)
+    rstd = 1.0 / np.sqrt(var + eps)
+    grad_input, grad_weight, grad_bias = _dispatch.run(
+        func, "layer_norm_backward", backend, grad, x2, mean, rstd, weight,
+        what="layer normalisation gradient")
+    trailing = shape[len(shape) - len(np.atleast_1d(normalized_shape)):]
+    return (grad_input.reshape(shape),
+            None if weight is None else grad_weight.astype(x2.dtype).reshape(trailing),
+            None if bias is None else grad_bias.astype(x2.dtype).reshape(trailing))
