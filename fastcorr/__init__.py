@@ -18,6 +18,7 @@ first use and are cached on disk where possible.
 from ._dispatch import backends, get_num_threads, set_num_threads, use_backend
 from ._shapes import conv_output_shape
 from .conv import conv1d, conv2d, conv3d, conv_matrix, fold, unfold
+from .conv_backward import conv2d_backward, conv_transpose2d
 from .norm import (
     batch_norm,
     batch_norm_backward,
@@ -60,9 +61,11 @@ __all__ = [
     "col2im",
     "conv1d",
     "conv2d",
+    "conv2d_backward",
     "conv3d",
     "conv_matrix",
     "conv_output_shape",
+    "conv_transpose2d",
     "convolve",
     "convolve2d",
     "correlate",

@@ -10,6 +10,7 @@ kernel entry point per operation through :mod:`fastcorr._dispatch`.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -58,8 +59,36 @@ def _pad_spatial(func: str, x: np.ndarray, pads: tuple, mode: str, dtype) -> np.
     return np.pad(x, ((0, 0), (0, 0)) + tuple(pads), mode=mode)
 
 
-def _conv(func, spatial_ndim, x, weight, bias, stride, padding, dilation, groups, padding_mode,
-          backend):
+class ConvArgs(NamedTuple):
+    """A convolution's canonical arguments: arrays lifted to 3 spatial dimensions."""
+
+    x: np.ndarray          # (N, C, D, H, W), not yet padded, compute dtype
+    weight: np.ndarray     # (F, C / groups, kd, kh, kw), contiguous, compute dtype
+    bias: np.ndarray | None
+    stride: tuple          # 3 ints
+    dilation: tuple        # 3 ints
+    pads: tuple            # the spatial_ndim (before, after) pairs, not lifted
+    pad_mode: str          # a numpy.pad mode
+    groups: int
+    unbatched: bool
+    spatial_ndim: int
+
+    def padded(self, func: str) -> np.ndarray:
+        """The input with its padding, contiguous, ``(N, C, D, H, W)``."""
+        spatial = self.x.shape[5 - self.spatial_ndim:]
+        x = self.x.reshape(self.x.shape[:2] + spatial)
+        return _lift(_pad_spatial(func, x, self.pads, self.pad_mode, self.x.dtype),
+                     self.spatial_ndim)
+
+    def unlift(self, out: np.ndarray) -> np.ndarray:
+        """A lifted ``(N, C, D, H, W)`` result in the caller's layout."""
+        out = out.reshape(out.shape[:2] + out.shape[5 - self.spatial_ndim:])
+        return out[0] if self.unbatched else out
+
+
+def conv_args(func, spatial_ndim, x, weight, bias, stride, padding, dilation, groups,
+              padding_mode) -> ConvArgs:
+    """Check and normalise a convolution's arguments once, for forward and backward."""
     x = as_array(func, "x", x)
     weight = as_array(func, "weight", weight)
     if weight.ndim != spatial_ndim + 2:
@@ -91,16 +120,22 @@ def _conv(func, spatial_ndim, x, weight, bias, stride, padding, dilation, groups
     pad_mode = choice(func, "padding_mode", padding_mode, _PADDING_MODES)
     for size, k, s, p, d in zip(x.shape[2:], kernel, stride, pads, dilation, strict=True):
         window_count(func, size, k, s, p, d)  # raises if the kernel does not fit
-    padded = _lift(_pad_spatial(func, x, pads, pad_mode, dtype), spatial_ndim)
-    out = _dispatch.run(
-        func, "conv_forward", backend,
-        padded, np.ascontiguousarray(_lift(weight, spatial_ndim), dtype=dtype),
-        None if bias is None else np.ascontiguousarray(bias, dtype=dtype),
-        _lift3(stride, 1), _lift3(dilation, 1), groups,
-        what="convolution",
+    return ConvArgs(
+        x=_lift(np.asarray(x, dtype=dtype), spatial_ndim),
+        weight=np.ascontiguousarray(_lift(weight, spatial_ndim), dtype=dtype),
+        bias=None if bias is None else np.ascontiguousarray(bias, dtype=dtype),
+        stride=_lift3(stride, 1), dilation=_lift3(dilation, 1), pads=pads, pad_mode=pad_mode,
+        groups=groups, unbatched=unbatched, spatial_ndim=spatial_ndim,
     )
-    out = out.reshape(out.shape[:2] + out.shape[5 - spatial_ndim:])
-    return out[0] if unbatched else out
+
+
+def _conv(func, spatial_ndim, x, weight, bias, stride, padding, dilation, groups, padding_mode,
+          backend):
+    args = conv_args(func, spatial_ndim, x, weight, bias, stride, padding, dilation, groups,
+                     padding_mode)
+    out = _dispatch.run(func, "conv_forward", backend, args.padded(func), args.weight, args.bias,
+                        args.stride, args.dilation, args.groups, what="convolution")
+    return args.unlift(out)
 
 
 _CONV_DOC = """{dims}-D convolution (cross-correlation), like ``torch.nn.functional.conv{n}d``.

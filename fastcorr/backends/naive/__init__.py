@@ -1,6 +1,13 @@
 """The 'naive' backend: plain loops, the readable reference every other backend is tested against."""
 
-from .correlate import conv_forward, correlate_valid, fold, unfold
+from .correlate import (
+    conv_forward,
+    conv_transpose,
+    conv_weight_grad,
+    correlate_valid,
+    fold,
+    unfold,
+)
 from .norm import (
     axpby,
     dot_moments,
@@ -16,6 +23,8 @@ __all__ = [
     "avg_pool_backward",
     "axpby",
     "conv_forward",
+    "conv_transpose",
+    "conv_weight_grad",
     "correlate_valid",
     "dot_moments",
     "fold",

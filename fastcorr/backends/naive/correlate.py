@@ -79,3 +79,44 @@ def fold(cols, size, kernel_size, dilation, stride):
         for column, row, position in windows:
             out[(n, c) + position] += cols[n, c * kernel_volume + row, column]
     return out
+
+
+def conv_transpose(grad, weight, stride, dilation, groups, size):
+    """The adjoint of :func:`conv_forward` in ``x``: scatter each output back through the kernel.
+
+    ``grad`` is ``(N, F, *out)``; the result is ``(N, C, *size)``, ``size`` the padded input's.
+    """
+    batch, filters = grad.shape[:2]
+    group_channels = weight.shape[1]
+    kernel = weight.shape[2:]
+    filters_per_group = filters // groups
+    out = np.zeros((batch, group_channels * groups) + tuple(size), dtype=grad.dtype)
+    for n, f in itertools.product(range(batch), range(filters)):
+        first_channel = (f // filters_per_group) * group_channels
+        for o in itertools.product(*map(range, grad.shape[2:])):
+            for c in range(group_channels):
+                for k in itertools.product(*map(range, kernel)):
+                    position = tuple(oi * s + ki * d
+                                     for oi, ki, s, d in zip(o, k, stride, dilation))
+                    out[(n, first_channel + c) + position] += weight[(f, c) + k] * grad[(n, f) + o]
+    return out
+
+
+def conv_weight_grad(x, grad, kernel_size, stride, dilation, groups):
+    """The adjoint of :func:`conv_forward` in ``weight``: correlate ``x`` with ``grad``."""
+    batch, channels = x.shape[:2]
+    filters = grad.shape[1]
+    group_channels = channels // groups
+    filters_per_group = filters // groups
+    out = np.zeros((filters, group_channels) + tuple(kernel_size), dtype=x.dtype)
+    for f, c in itertools.product(range(filters), range(group_channels)):
+        channel = (f // filters_per_group) * group_channels + c
+        for k in itertools.product(*map(range, kernel_size)):
+            total = out.dtype.type(0)
+            for n in range(batch):
+                for o in itertools.product(*map(range, grad.shape[2:])):
+                    position = tuple(oi * s + ki * d
+                                     for oi, ki, s, d in zip(o, k, stride, dilation))
+                    total += grad[(n, f) + o] * x[(n, channel) + position]
+            out[(f, c) + k] = total
+    return out

@@ -1,6 +1,14 @@
 """The 'numpy' backend: vectorised NumPy, temporaries the size of the output."""
 
-from .correlate import conv_forward, correlate_fft, correlate_valid, fold, unfold
+from .correlate import (
+    conv_forward,
+    conv_transpose,
+    conv_weight_grad,
+    correlate_fft,
+    correlate_valid,
+    fold,
+    unfold,
+)
 from .norm import (
     axpby,
     dot_moments,
@@ -16,6 +24,8 @@ __all__ = [
     "avg_pool_backward",
     "axpby",
     "conv_forward",
+    "conv_transpose",
+    "conv_weight_grad",
     "correlate_fft",
     "correlate_valid",
     "dot_moments",

@@ -82,3 +82,45 @@ def fold(cols, size, kernel_size, dilation, stride):
         offset = tuple(ki * d for ki, d in zip(k, dilation))
         _offset_view(out, offset, out_spatial, stride)[...] += blocks[:, :, row]
     return out
+
+
+def conv_transpose(grad, weight, stride, dilation, groups, size):
+    """The adjoint of :func:`conv_forward` in ``x``, one product per group and kernel offset."""
+    batch, filters = grad.shape[:2]
+    group_channels = weight.shape[1]
+    kernel_size = weight.shape[2:]
+    out_spatial = grad.shape[2:]
+    filters_per_group = filters // groups
+    out = np.zeros((batch, group_channels * groups) + tuple(size), dtype=grad.dtype)
+    for g in range(groups):
+        grad_group = grad[:, g * filters_per_group:(g + 1) * filters_per_group]
+        w_group = weight[g * filters_per_group:(g + 1) * filters_per_group]
+        out_group = out[:, g * group_channels:(g + 1) * group_channels]
+        for k in itertools.product(*map(range, kernel_size)):
+            offset = tuple(ki * d for ki, d in zip(k, dilation))
+            # (N, F_g, *out) x (F_g, C_g) -> (N, *out, C_g); one offset never repeats a position.
+            contribution = np.tensordot(grad_group, w_group[(slice(None), slice(None)) + k],
+                                        axes=([1], [0]))
+            _offset_view(out_group, offset, out_spatial, stride)[...] += np.moveaxis(
+                contribution, -1, 1)
+    return out
+
+
+def conv_weight_grad(x, grad, kernel_size, stride, dilation, groups):
+    """The adjoint of :func:`conv_forward` in ``weight``: per offset, ``grad`` dotted with a view."""
+    channels = x.shape[1]
+    filters = grad.shape[1]
+    group_channels = channels // groups
+    filters_per_group = filters // groups
+    out_spatial = grad.shape[2:]
+    out = np.zeros((filters, group_channels) + tuple(kernel_size), dtype=x.dtype)
+    reduced = [0] + list(range(2, grad.ndim))
+    for g in range(groups):
+        grad_group = grad[:, g * filters_per_group:(g + 1) * filters_per_group]
+        x_group = x[:, g * group_channels:(g + 1) * group_channels]
+        for k in itertools.product(*map(range, kernel_size)):
+            offset = tuple(ki * d for ki, d in zip(k, dilation))
+            view = _offset_view(x_group, offset, out_spatial, stride)
+            out[(slice(g * filters_per_group, (g + 1) * filters_per_group), slice(None)) + k] = (
+                np.tensordot(grad_group, view, axes=(reduced, reduced)))
+    return out

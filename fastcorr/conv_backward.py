@@ -1,0 +1,191 @@
+"""Gradients of the convolution, and the transposed convolution built on them.
+
+Both adjoints of :func:`fastcorr.conv2d` are kernel entry points of their own:
+``conv_transpose`` (in ``x``: scatter each output back through the kernel,
+which is also ``conv_transpose2d``) and ``conv_weight_grad`` (in ``weight``:
+the correlation of the padded input with ``grad_output``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _dispatch
+from ._checks import as_array, floating, int_tuple, int_value
+from ._shapes import valid_shape
+from .conv import _batched, _lift, _lift3, conv_args
+
+
+def _unpad_adjoint(grad_padded: np.ndarray, pads: tuple, pad_mode: str, spatial: tuple):
+    """The adjoint of padding: each padded cell's gradient goes back to the cell it copies."""
+    tail = grad_padded.shape[2:]
+    if pad_mode == "constant":
+        inner = tuple(slice(before, size - after) for (before, after), size in zip(pads, tail))
+        return grad_padded[(slice(None), slice(None)) + inner]
+    plane = math.prod(spatial)
+    source = np.pad(np.arange(plane).reshape(spatial), pads, mode=pad_mode)
+    planes = grad_padded.reshape(-1, source.size)
+    flat = source.reshape(1, -1) + plane * np.arange(planes.shape[0])[:, None]
+    summed = np.bincount(flat.ravel(), weights=planes.ravel(), minlength=planes.shape[0] * plane)
+    return summed.astype(grad_padded.dtype).reshape(grad_padded.shape[:2] + tuple(spatial))
+
+
+def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros", output_mask=(True, True, True), *, backend=None):
+    """Gradients of :func:`fastcorr.conv2d`: ``(grad_input, grad_weight, grad_bias)``.
+
+    As torch autograd gives them for ``conv2d(x, weight, bias, ...)``; the
+    bias itself does not enter the gradients.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to conv2d's output.
+    x, weight, stride, padding, dilation, groups, padding_mode
+        As in :func:`fastcorr.conv2d`.
+    output_mask : tuple of 3 bools, default (True, True, True)
+        Which of the three gradients to compute; the others are ``None``.
+    backend : str, optional
+        See :func:`fastcorr.use_backend`.
+
+    Returns
+    -------
+    (ndarray or None, ndarray or None, ndarray or None)
+        ``grad_input`` shaped like ``x``, ``grad_weight`` like ``weight``,
+        ``grad_bias`` of shape ``(out_channels,)``.
+
+    See Also
+    --------
+    conv2d, conv_transpose2d
+
+    Examples
+    --------
+    Seed 003: the weight gradient is the correlation of the input with the
+    output gradient.
+
+    >>> import numpy as np, fastcorr
+    >>> a = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    >>> delta = np.ones((1, 1, 2, 2))
+    >>> _, grad_weight, grad_bias = fastcorr.conv2d_backward(delta, a, np.zeros((1, 1, 2, 2)))
+    >>> grad_weight
+    array([[[[12., 16.],
+             [24., 28.]]]])
+    >>> grad_bias
+    array([4.])
+    """
+    func = "conv2d_backward"
+    if not isinstance(output_mask, tuple | list) or len(output_mask) != 3:
+        raise ValueError(f"{func}: parameter 'output_mask' must be 3 bools, got {output_mask!r}")
+    args = conv_args(func, 2, x, weight, None, stride, padding, dilation, groups, padding_mode)
+    padded = args.padded(func)
+    out_shape = padded.shape[:1] + args.weight.shape[:1] + valid_shape(
+        padded.shape[2:], args.weight.shape[2:], args.dilation, args.stride)
+    grad = as_array(func, "grad_output", grad_output)
+    expected = args.unlift(np.empty(out_shape, dtype=np.bool_)).shape
+    if grad.shape != expected:
+        raise ValueError(f"{func}: parameter 'grad_output' must have conv2d's output shape "
+                         f"{expected}, got {grad.shape}")
+    grad = np.ascontiguousarray(grad.reshape(out_shape), dtype=args.x.dtype)
+
+    grad_input = grad_weight = grad_bias = None
+    if output_mask[0]:
+        grad_padded = _dispatch.run(func, "conv_transpose", backend, grad, args.weight,
+                                    args.stride, args.dilation, args.groups, padded.shape[2:],
+                                    what="transposed convolution")
+        grad_padded = grad_padded.reshape(grad_padded.shape[:2] + grad_padded.shape[3:])
+        grad_input = args.unlift(_lift(np.ascontiguousarray(
+            _unpad_adjoint(grad_padded, args.pads, args.pad_mode, args.x.shape[3:])), 2))
+    if output_mask[1]:
+        grad_weight = _dispatch.run(func, "conv_weight_grad", backend, padded, grad,
+                                    args.weight.shape[2:], args.stride, args.dilation,
+                                    args.groups, what="weight gradient")
+        grad_weight = grad_weight.reshape(grad_weight.shape[:2] + grad_weight.shape[3:])
+    if output_mask[2]:
+        grad_bias = grad.sum(axis=(0, 2, 3, 4), dtype=np.float64).astype(grad.dtype)
+    return grad_input, grad_weight, grad_bias
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, backend=None):
+    """Transposed 2-D convolution, like ``torch.nn.functional.conv_transpose2d``.
+
+    The adjoint of :func:`fastcorr.conv2d` with the same ``weight``: each
+    input element scatters ``weight`` into the output.  The output size is
+    ``(in - 1) * stride - 2 * padding + dilation * (kernel - 1) +
+    output_padding + 1``.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(N, C_in, H, W)`` or unbatched ``(C_in, H, W)``.
+    weight : array_like
+        ``(C_in, C_out / groups, kh, kw)``.
+    bias : array_like, optional
+        ``(C_out,)``.
+    stride, padding, dilation : int or tuple of 2 ints
+        ``padding`` crops that many elements from each side of the full
+        result, as torch does.
+    output_padding : int or tuple of 2 ints, default 0
+        Extra size at the end of each dimension; smaller than stride or
+        dilation.
+    groups : int, default 1
+    backend : str, optional
+        See :func:`fastcorr.use_backend`.
+
+    See Also
+    --------
+    conv2d, conv2d_backward
+
+    Examples
+    --------
+    >>> import numpy as np, fastcorr
+    >>> fastcorr.conv_transpose2d(np.ones((1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2)
+    array([[[1., 1., 1., 1.],
+            [1., 1., 1., 1.],
+            [1., 1., 1., 1.],
+            [1., 1., 1., 1.]]])
+    """
+    func = "conv_transpose2d"
+    x, unbatched = _batched(func, as_array(func, "x", x), 2)
+    weight = as_array(func, "weight", weight)
+    if weight.ndim != 4:
+        raise ValueError(f"{func}: parameter 'weight' must be 4-D (in_channels, "
+                         f"out_channels / groups, kh, kw), got shape {weight.shape}")
+    groups = int_value(func, "groups", groups, minimum=1)
+    channels = x.shape[1]
+    if weight.shape[0] != channels or channels % groups:
+        raise ValueError(f"{func}: parameter 'x' has {channels} channels but 'weight' has "
+                         f"{weight.shape[0]} input channels (groups={groups} must divide them)")
+    arrays = [x, weight]
+    if bias is not None:
+        bias = as_array(func, "bias", bias)
+        if bias.shape != (weight.shape[1] * groups,):
+            raise ValueError(f"{func}: parameter 'bias' must have shape "
+                             f"({weight.shape[1] * groups},), got {bias.shape}")
+        arrays.append(bias)
+    dtype = floating(func, *arrays)
+    stride = int_tuple(func, "stride", stride, 2, minimum=1)
+    padding = int_tuple(func, "padding", padding, 2, minimum=0)
+    dilation = int_tuple(func, "dilation", dilation, 2, minimum=1)
+    output_padding = int_tuple(func, "output_padding", output_padding, 2, minimum=0)
+    if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(f"{func}: parameter 'output_padding' {output_padding} must be smaller "
+                         f"than stride {stride} or dilation {dilation}")
+    kernel = weight.shape[2:]
+    full = tuple((n - 1) * s + d * (k - 1) + 1 + op for n, s, d, k, op in
+                 zip(x.shape[2:], stride, dilation, kernel, output_padding))
+    if any(size - 2 * p < 1 for size, p in zip(full, padding)):
+        raise ValueError(f"{func}: parameter 'padding' {padding} leaves no output: the "
+                         f"uncropped output is {full}")
+    out = _dispatch.run(func, "conv_transpose", backend,
+                        np.ascontiguousarray(_lift(x, 2), dtype=dtype),
+                        np.ascontiguousarray(_lift(weight, 2), dtype=dtype),
+                        _lift3(stride, 1), _lift3(dilation, 1), groups, (1,) + full,
+                        what="transposed convolution")
+    out = out[:, :, 0, padding[0]:full[0] - padding[0], padding[1]:full[1] - padding[1]]
+    out = np.ascontiguousarray(out)
+    if bias is not None:
+        out += bias.astype(dtype).reshape(1, -1, 1, 1)
+    return out[0] if unbatched else out
