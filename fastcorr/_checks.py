@@ -17,7 +17,9 @@ def as_array(func: str, name: str, value, *, allow_empty: bool = False) -> np.nd
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{func}: parameter {name!r} must be array-like of numbers: {exc}") from None
+        raise TypeError(
+            f"{func}: parameter {name!r} must be array-like of numbers: {exc}"
+        ) from None
     if array.dtype.kind not in "biufc":
         raise TypeError(
             f"{func}: parameter {name!r} must hold numbers (bool, int, float or complex), "

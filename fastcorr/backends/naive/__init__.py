@@ -1,4 +1,4 @@
-"""The 'naive' backend: plain loops, the readable reference every other backend is tested against."""
+"""The 'naive' backend: plain loops, the reference every other backend is tested against."""
 
 from .correlate import (
     conv_forward,

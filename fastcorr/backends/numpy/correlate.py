@@ -107,7 +107,7 @@ def conv_transpose(grad, weight, stride, dilation, groups, size):
 
 
 def conv_weight_grad(x, grad, kernel_size, stride, dilation, groups):
-    """The adjoint of :func:`conv_forward` in ``weight``: per offset, ``grad`` dotted with a view."""
+    """The adjoint of :func:`conv_forward` in ``weight``: per offset, ``grad`` dot a view."""
     channels = x.shape[1]
     filters = grad.shape[1]
     group_channels = channels // groups
