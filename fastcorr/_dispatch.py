@@ -224,11 +224,9 @@ def set_num_threads(n: int) -> None:
     >>> fastcorr.set_num_threads(previous)
     """
     global _num_threads
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"set_num_threads: parameter 'n' must be an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"set_num_threads: parameter 'n' must be >= 1, got {n}")
-    _num_threads = min(n, _cpu_count())
+    from ._checks import int_value
+
+    _num_threads = min(int_value("set_num_threads", "n", n, minimum=1), _cpu_count())
 
 
 def get_num_threads() -> int:

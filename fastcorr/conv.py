@@ -351,6 +351,9 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1, *, bac
 
 
 
+_SPARSE_FORMATS = {name: name for name in ("csr", "csc", "coo", "bsr", "dia", "dok", "lil")}
+
+
 def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, format="csr",
                 *, backend=None):
     """The sparse matrix ``A`` of a convolution: ``conv(x).ravel() == A @ x.ravel()``.
@@ -399,6 +402,7 @@ def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, 
     import scipy.sparse
 
     func = "conv_matrix"
+    format = choice(func, "format", format, _SPARSE_FORMATS)
     weight = as_array(func, "weight", weight)
     if not isinstance(input_shape, tuple | list) or not input_shape:
         raise TypeError(f"{func}: parameter 'input_shape' must be a tuple of ints, "

@@ -22,8 +22,13 @@ _BOUNDARIES = {"fill": "constant", "pad": "constant", "wrap": "wrap", "circular"
                "symm": "symmetric", "symmetric": "symmetric"}
 
 
-def _signal_inputs(func: str, in1, in2):
-    """Arrays and their common result dtype, as SciPy computes it."""
+def _signal_inputs(func: str, in1, in2, *, small_types: bool):
+    """Arrays and their common result dtype, as SciPy computes it.
+
+    ``small_types``: accept bool and float16 (``correlate``/``convolve``; SciPy
+    computes them in 1-d and by FFT) rather than refuse them
+    (``correlate2d``/``convolve2d``, as SciPy always does).
+    """
     in1 = as_array(func, "in1", in1)
     in2 = as_array(func, "in2", in2)
     if in1.ndim != in2.ndim:
@@ -32,10 +37,20 @@ def _signal_inputs(func: str, in1, in2):
             f"got in1.ndim={in1.ndim} and in2.ndim={in2.ndim}"
         )
     dtype = np.result_type(in1, in2)
-    if dtype.kind == "b" or dtype == np.float16:
+    if not small_types and (dtype.kind == "b" or dtype == np.float16):
         raise TypeError(f"{func}: dtype {dtype} is not supported (as in SciPy); "
                         f"convert in1 and in2 to float32 or float64")
     return in1, in2, dtype
+
+
+# bool and float16 are computed in a wider type and converted back: bool as
+# counts (a product sum is True where any product is), float16 in float32.
+_COMPUTE_TYPES = {np.dtype(np.bool_): np.dtype(np.int64),
+                  np.dtype(np.float16): np.dtype(np.float32)}
+
+
+def _to_result(out: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return out != 0 if dtype.kind == "b" else out.astype(dtype, copy=False)
 
 
 def _valid_swap_needed(func: str, shape1, shape2) -> bool:
@@ -73,10 +88,11 @@ def _pad(array: np.ndarray, pad_width, mode: str = "constant", fillvalue=0) -> n
 
 
 def _correlate_nd(func, in1, in2, mode, method, backend, *, flip: bool):
-    in1, in2, dtype = _signal_inputs(func, in1, in2)
+    in1, in2, result_dtype = _signal_inputs(func, in1, in2, small_types=True)
     mode = choice(func, "mode", mode, _MODES)
     method = choice(func, "method", method, _METHODS)
     scalar = in1.ndim == 0
+    dtype = _COMPUTE_TYPES.get(result_dtype, result_dtype)
     in1 = np.atleast_1d(in1).astype(dtype, copy=False)
     in2 = np.atleast_1d(in2).astype(dtype, copy=False)
     # convolve(a, b) is correlate(a, reversed b); correlate conjugates in2.
@@ -97,6 +113,7 @@ def _correlate_nd(func, in1, in2, mode, method, backend, *, flip: bool):
         else:  # 'same': the centre of 'full', as scipy.signal._centered takes it
             pad_width = [(k - 1 - (k - 1) // 2, (k - 1) // 2) for k in in2.shape]
         out = _correlate_valid(func, _pad(in1, pad_width), kernel, method, backend)
+    out = _to_result(out, result_dtype)
     return out.reshape(()) if scalar else out
 
 
@@ -128,6 +145,12 @@ def correlate(in1, in2, mode="full", method="auto", *, backend=None):
     See Also
     --------
     convolve, correlate2d, scipy.signal.correlate
+
+    Notes
+    -----
+    bool and float16 inputs are computed as int64 and float32 and converted
+    back (a bool result is True where any product is).  SciPy computes them
+    only in 1-d or with ``method='fft'``; fastcorr in every case.
 
     Examples
     --------
@@ -163,7 +186,7 @@ def convolve(in1, in2, mode="full", method="auto", *, backend=None):
 
 
 def _correlate_2d(func, in1, in2, mode, boundary, fillvalue, backend, *, flip: bool):
-    in1, in2, dtype = _signal_inputs(func, in1, in2)
+    in1, in2, dtype = _signal_inputs(func, in1, in2, small_types=False)
     if in1.ndim != 2:
         raise ValueError(f"{func}: in1 and in2 must both be 2-D arrays, got in1.ndim={in1.ndim}")
     mode = choice(func, "mode", mode, _MODES)
@@ -173,11 +196,9 @@ def _correlate_2d(func, in1, in2, mode, boundary, fillvalue, backend, *, flip: b
         raise ValueError(f"{func}: parameter 'fillvalue' must be a number (or an array with one "
                          f"element), got {fillvalue!r}")
     fill = fill.reshape(())
-    if dtype.kind != "c" and fill.dtype.kind == "c":
-        if fill.imag != 0:
-            raise ValueError(f"{func}: parameter 'fillvalue' {fillvalue!r} is complex but the "
-                             f"inputs are real ({dtype})")
-        fill = fill.real
+    if dtype.kind != "c" and fill.dtype.kind == "c":  # SciPy refuses even 3+0j
+        raise ValueError(f"{func}: parameter 'fillvalue' {fillvalue!r} is complex but the "
+                         f"inputs are real ({dtype})")
     fill = fill.astype(dtype)
     in1 = in1.astype(dtype, copy=False)
     in2 = in2.astype(dtype, copy=False)
