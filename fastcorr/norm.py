@@ -118,9 +118,9 @@ def moments(x, axis, ddof=0, *, backend=None):
     if not axes or any(not -x.ndim <= a < x.ndim for a in axes):
         raise ValueError(f"{func}: parameter 'axis' {axis!r} is out of range for a "
                          f"{x.ndim}-D array")
-    axes = tuple(sorted({a % x.ndim for a in axes}))
-    if len(axes) != len(set(axes)):
+    if len({a % x.ndim for a in axes}) != len(axes):
         raise ValueError(f"{func}: parameter 'axis' {axis!r} repeats an axis")
+    axes = tuple(sorted(a % x.ndim for a in axes))
     ddof = int_value(func, "ddof", ddof, minimum=0)
     dtype = floating(func, x)
     kept = [a for a in range(x.ndim) if a not in axes]
@@ -135,8 +135,8 @@ def moments(x, axis, ddof=0, *, backend=None):
     view = np.ascontiguousarray(view, dtype=dtype)
     mean, m2 = _dispatch.run(func, "moments", backend, view, what="moments")
     count = view.shape[0] * view.shape[2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var = m2 / (count - ddof) if count > ddof else np.full_like(m2, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):  # ddof >= count: inf or nan, as NumPy
+        var = m2 / max(count - ddof, 0)
     return mean.astype(dtype).reshape(kept_shape), var.astype(dtype).reshape(kept_shape)
 
 
@@ -178,8 +178,8 @@ def _batch_norm_args(func, x, running_mean, running_var, weight, bias, training,
         raise ValueError(f"{func}: training=False needs 'running_mean' and 'running_var'")
     count = x.size // channels
     if training and count < 2:
-        raise ValueError(f"{func}: training needs more than 1 value per channel, got input "
-                         f"shape {x.shape}")
+        raise ValueError(f"{func}: training needs more than 1 value per channel in parameter "
+                         f"'x', got shape {x.shape}")
     return x, running_mean, running_var, weight, bias, _eps(func, eps)
 
 
@@ -256,8 +256,8 @@ def _instance_args(func, x, running_mean, running_var, weight, bias, use_input_s
     if not use_input_stats and (running_mean is None or running_var is None):
         raise ValueError(f"{func}: use_input_stats=False needs 'running_mean' and 'running_var'")
     if use_input_stats and x[0, 0].size < 2:
-        raise ValueError(f"{func}: needs more than 1 spatial element per channel, got input "
-                         f"shape {x.shape}")
+        raise ValueError(f"{func}: needs more than 1 spatial element per channel in parameter "
+                         f"'x', got shape {x.shape}")
     return x, running_mean, running_var, weight, bias, _eps(func, eps)
 
 
@@ -300,9 +300,9 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
     Examples
     --------
     >>> import numpy as np, fastcorr
-    >>> fastcorr.instance_norm(np.array([[[1.0, 3.0], [2.0, 2.0]]]), eps=0.0)
+    >>> fastcorr.instance_norm(np.array([[[1.0, 3.0], [6.0, 2.0]]]), eps=0.0)
     array([[[-1.,  1.],
-            [ 0.,  0.]]])
+            [ 1., -1.]]])
     """
     func = "instance_norm"
     x, running_mean, running_var, weight, bias, eps = _instance_args(
@@ -362,11 +362,11 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, backend=None)
     Examples
     --------
     >>> import numpy as np, fastcorr
-    >>> fastcorr.group_norm(np.array([[[1.0], [3.0], [5.0], [5.0]]]), 2, eps=0.0)
+    >>> fastcorr.group_norm(np.array([[[1.0], [3.0], [5.0], [9.0]]]), 2, eps=0.0)
     array([[[-1.],
             [ 1.],
-            [ 0.],
-            [ 0.]]])
+            [-1.],
+            [ 1.]]])
     """
     func = "group_norm"
     x, num_groups, weight, bias, eps = _group_args(func, x, num_groups, weight, bias, eps)

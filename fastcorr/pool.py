@@ -89,11 +89,9 @@ def _window_args(func, spatial_ndim, kernel_size, stride, padding, dilation=1):
     stride = int_tuple(func, "stride", stride, spatial_ndim, minimum=1)
     padding = int_tuple(func, "padding", padding, spatial_ndim, minimum=0)
     dilation = int_tuple(func, "dilation", dilation, spatial_ndim, minimum=1)
-    for k, p, d in zip(kernel, padding, dilation, strict=True):
-        if p > (d * (k - 1) + 1) // 2:
-            raise ValueError(f"{func}: parameter 'padding' must be at most half of the effective "
-                             f"kernel size, got padding={padding}, kernel_size={kernel}, "
-                             f"dilation={dilation}")
+    if any(p > k // 2 for k, p in zip(kernel, padding, strict=True)):
+        raise ValueError(f"{func}: parameter 'padding' must be at most half of kernel_size, "
+                         f"got padding={padding}, kernel_size={kernel}")
     return kernel, stride, padding, dilation
 
 
@@ -145,14 +143,15 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     stride : int or tuple of 2 ints, optional
         Defaults to ``kernel_size``.
     padding : int or tuple of 2 ints, default 0
-        At most half of the effective kernel size.
+        At most half of ``kernel_size``.
     dilation : int or tuple of 2 ints, default 1
     ceil_mode : bool, default False
         Round the output size up; the last window must start inside the
         input or its left padding.
     return_indices : bool, default False
         Also return, per output, the flat index ``h * W + w`` of the maximum
-        within its input plane (int64), as torch does.
+        within its input plane (int64), as torch does; -1 (and value
+        ``-inf``) for a window that holds only padding.
     backend : str, optional
         See :func:`fastcorr.use_backend`.
 
@@ -283,7 +282,10 @@ def adaptive_avg_pool2d(x, output_size, *, backend=None):
     >>> fastcorr.adaptive_avg_pool2d(np.arange(6.0).reshape(1, 2, 3), (1, 2))
     array([[[2., 3.]]])
     """
-    func = "adaptive_avg_pool2d"
+    return _adaptive_avg("adaptive_avg_pool2d", x, output_size, backend)
+
+
+def _adaptive_avg(func, x, output_size, backend):
     x, unbatched = _input(func, x, 2)
     windows = _adaptive_windows_of(func, x, output_size)
     out = _dispatch.run(func, "avg_pool", backend, x, windows, what="average pooling")
@@ -301,7 +303,10 @@ def adaptive_max_pool2d(x, output_size, return_indices=False, *, backend=None):
     >>> fastcorr.adaptive_max_pool2d(np.arange(6.0).reshape(1, 2, 3), (1, 2))
     array([[[4., 5.]]])
     """
-    func = "adaptive_max_pool2d"
+    return _adaptive_max("adaptive_max_pool2d", x, output_size, return_indices, backend)
+
+
+def _adaptive_max(func, x, output_size, return_indices, backend):
     x, unbatched = _input(func, x, 2)
     windows = _adaptive_windows_of(func, x, output_size)
     values, indices = _dispatch.run(func, "max_pool", backend, x, windows, what="max pooling")
@@ -318,7 +323,7 @@ def global_avg_pool2d(x, *, backend=None):
     >>> fastcorr.global_avg_pool2d(np.arange(8.0).reshape(1, 2, 2, 2))
     array([[1.5, 5.5]])
     """
-    return adaptive_avg_pool2d(x, 1, backend=backend)[..., 0, 0]
+    return _adaptive_avg("global_avg_pool2d", x, 1, backend)[..., 0, 0]
 
 
 def global_max_pool2d(x, *, backend=None):
@@ -330,7 +335,7 @@ def global_max_pool2d(x, *, backend=None):
     >>> fastcorr.global_max_pool2d(np.arange(8.0).reshape(1, 2, 2, 2))
     array([[3., 7.]])
     """
-    return adaptive_max_pool2d(x, 1, backend=backend)[..., 0, 0]
+    return _adaptive_max("global_max_pool2d", x, 1, False, backend)[..., 0, 0]
 
 
 def _grad_output(func, grad_output, lifted_shape, spatial_ndim, unbatched, dtype):

@@ -32,7 +32,7 @@ def max_pool(x, windows):
             if best_index is None or value > best or np.isnan(value):
                 best, best_index = value, (d * height + h) * width + w
         values[(n, c, *o)] = best
-        indices[(n, c, *o)] = best_index
+        indices[(n, c, *o)] = -1 if best_index is None else best_index  # only padding
     return values, indices
 
 
@@ -53,6 +53,8 @@ def max_pool_backward(grad_output, indices, in_spatial):
     """Each output's gradient to its window's maximum; overlaps add."""
     grad_input = np.zeros(grad_output.shape[:2] + tuple(in_spatial), dtype=grad_output.dtype)
     for index in itertools.product(*map(range, grad_output.shape)):
+        if indices[index] < 0:  # a window of padding only
+            continue
         n, c = index[:2]
         position = np.unravel_index(indices[index], in_spatial)
         grad_input[(n, c) + position] += grad_output[index]

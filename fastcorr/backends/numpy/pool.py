@@ -31,7 +31,7 @@ def max_pool(x, windows):
     height, width = x.shape[3:]
     out_shape = x.shape[:2] + tuple(len(w.first) for w in windows)
     values = np.full(out_shape, -np.inf, dtype=x.dtype)
-    indices = np.zeros(out_shape, dtype=np.int64)
+    indices = np.full(out_shape, -1, dtype=np.int64)  # stays -1 for a window of padding only
     first = True
     for (d, h, w), valid in _tap_positions(windows, x.shape[2:]):
         value = x[:, :, d, h, w]
@@ -53,8 +53,9 @@ def avg_pool(x, windows):
 def max_pool_backward(grad_output, indices, in_spatial):
     batch, channels = grad_output.shape[:2]
     plane = int(np.prod(in_spatial))
+    inside = indices.reshape(batch * channels, -1) >= 0
     flat = indices.reshape(batch * channels, -1) + plane * np.arange(batch * channels)[:, None]
-    grad_input = np.bincount(flat.ravel(), weights=grad_output.ravel(),
+    grad_input = np.bincount(flat[inside], weights=grad_output.reshape(inside.shape)[inside],
                              minlength=batch * channels * plane)
     return grad_input.astype(grad_output.dtype).reshape(grad_output.shape[:2] + tuple(in_spatial))
 
