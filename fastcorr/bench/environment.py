@@ -1,0 +1,175 @@
+"""What a figure depends on: versions, CPU, thread counts, numba's threading layer, thread pools.
+
+The benchmarks set every library's threads explicitly and record the thread
+pools (threadpoolctl) with every result; both happen here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import platform
+
+import numpy as np
+
+import fastcorr
+
+# Not fastcorr.backends: importing the subpackage fastcorr.backends rebinds that name.
+from fastcorr._dispatch import backends as backend_status
+
+# Distribution name -> import name, in the order `fastcorr info` lists them.
+_PACKAGES = {"numpy": "numpy", "scipy": "scipy", "numba": "numba", "llvmlite": "llvmlite",
+             "torch": "torch", "opencv-python": "cv2", "threadpoolctl": "threadpoolctl"}
+
+
+def _version(distribution: str, module: str) -> str | None:
+    if importlib.util.find_spec(module) is None:
+        return None
+    for name in (distribution, f"{distribution}-headless"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(name)
+    return getattr(importlib.import_module(module), "__version__", "unknown")
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of fastcorr, Python and the libraries it uses or is compared with (None: absent)."""
+    found = {"fastcorr": fastcorr.__version__,
+             "python": f"{platform.python_version()} ({platform.python_implementation()})"}
+    found.update({module: _version(dist, module) for dist, module in _PACKAGES.items()})
+    return found
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on (affinity), which is what thread counts default to."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def numba_threading_layer() -> dict[str, str]:
+    """numba's configured threading layer and the one it actually loaded.
+
+    The layer is only chosen when a parallel kernel first runs, so a tiny
+    ``correlate2d`` on the numba backend runs first.
+    """
+    import numba
+
+    layer = {"configured": str(numba.config.THREADING_LAYER)}
+    try:
+        fastcorr.correlate2d(np.ones((8, 8)), np.ones((3, 3)), backend="numba")
+        layer["used"] = numba.threading_layer()
+    except Exception as exc:  # noqa: BLE001 - reported, never fatal for `info`
+        layer["used"] = f"unknown ({type(exc).__name__}: {exc})"
+    return layer
+
+
+def thread_pools() -> list[dict] | str:
+    """BLAS and OpenMP pools loaded in this process (threadpoolctl), or why they are unknown."""
+    if importlib.util.find_spec("threadpoolctl") is None:
+        return "threadpoolctl is not installed"
+    from threadpoolctl import threadpool_info
+
+    keys = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer",
+            "filepath")
+    return [{key: pool.get(key) for key in keys} for pool in threadpool_info()]
+
+
+def describe_pool(pool: dict) -> str:
+    """``'openblas 0.3.30, 2 threads'`` for one entry of :func:`thread_pools`."""
+    name = " ".join(filter(None, [pool["internal_api"], pool["version"]]))
+    return f"{name}, {pool['num_threads']} threads"
+
+
+def thread_counts() -> dict[str, int | None]:
+    """Threads each library will use now (None: library absent)."""
+    import numba
+
+    counts = {"fastcorr": fastcorr.get_num_threads(), "numba": numba.get_num_threads(),
+              "torch": None, "cv2": None}
+    if importlib.util.find_spec("torch") is not None:
+        counts["torch"] = importlib.import_module("torch").get_num_threads()
+    if importlib.util.find_spec("cv2") is not None:
+        counts["cv2"] = importlib.import_module("cv2").getNumThreads()
+    return counts
+
+
+def gpus() -> list[str] | str:
+    """Names of the CUDA devices numba sees, or why there are none."""
+    try:
+        from numba import cuda
+
+        if not cuda.is_available():
+            return "none (numba.cuda finds no CUDA driver or device)"
+        return [device.name.decode() if isinstance(device.name, bytes) else str(device.name)
+                for device in cuda.list_devices()]
+    except Exception as exc:  # noqa: BLE001 - a broken CUDA install is a finding, not a crash
+        return f"unknown ({type(exc).__name__}: {exc})"
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none): other work competing for cores."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def collect() -> dict:
+    """Everything above in one JSON-ready dict (runs one tiny numba kernel)."""
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable_cpus(),
+        "load_average": load_average(),
+        "versions": versions(),
+        "numba_threading_layer": numba_threading_layer(),
+        "threads": thread_counts(),
+        "thread_pools": thread_pools(),
+        "backends": backend_status(),
+        "gpus": gpus(),
+    }
+
+
+@contextlib.contextmanager
+def thread_settings(threads: int):
+    """Use ``threads`` threads in fastcorr, torch, OpenCV and every BLAS/OpenMP pool, then restore.
+
+    Parameters
+    ----------
+    threads : int
+        At least 1.
+    """
+    previous_fastcorr = fastcorr.get_num_threads()
+    with contextlib.ExitStack() as restore:
+        fastcorr.set_num_threads(threads)
+        restore.callback(fastcorr.set_num_threads, previous_fastcorr)
+        if importlib.util.find_spec("torch") is not None:
+            torch = importlib.import_module("torch")
+            restore.callback(torch.set_num_threads, torch.get_num_threads())
+            torch.set_num_threads(threads)
+        if importlib.util.find_spec("cv2") is not None:
+            cv2 = importlib.import_module("cv2")
+            restore.callback(cv2.setNumThreads, cv2.getNumThreads())
+            cv2.setNumThreads(threads)
+        if importlib.util.find_spec("threadpoolctl") is not None:
+            from threadpoolctl import threadpool_limits
+
+            restore.enter_context(threadpool_limits(limits=threads))
+        yield
