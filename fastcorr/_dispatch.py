@@ -175,9 +175,11 @@ def run(func: str, entry: str, backend: str | None, *args, what: str = ""):
     module = _module(name, func)
     impl = getattr(module, entry, None)
     if impl is None:
+        others = [other for other in _AUTO_ORDER if other != name and _availability(other)[0]
+                  and hasattr(_module(other, func), entry)]
         raise NotImplementedError(
             f"{func}: backend {name!r} does not implement {what or entry} "
-            f"(parameter 'backend'); use 'auto', 'numba', 'numpy' or 'naive'"
+            f"(parameter 'backend'); use {' or '.join(map(repr, ['auto'] + others))}"
         )
     _prepare(name)
     try:
