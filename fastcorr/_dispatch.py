@@ -137,7 +137,7 @@ def backends() -> dict[str, dict]:
 
 def _module(name: str, func: str):
     if name == "cuda":
-        raise NotImplementedError(f"{func}: backend 'cuda' is not available: {_CUDA_REASON}")
+        raise NotImplementedError(f"{func}: backend='cuda' is not available: {_CUDA_REASON}")
     try:
         return importlib.import_module(_MODULES[name])
     except ImportError as exc:
@@ -178,15 +178,15 @@ def run(func: str, entry: str, backend: str | None, *args, what: str = ""):
         others = [other for other in _AUTO_ORDER if other != name and _availability(other)[0]
                   and hasattr(_module(other, func), entry)]
         raise NotImplementedError(
-            f"{func}: backend {name!r} does not implement {what or entry} "
-            f"(parameter 'backend'); use {' or '.join(map(repr, ['auto'] + others))}"
+            f"{func}: backend={name!r} does not implement {what or entry}; use backend="
+            + " or ".join(map(repr, ["auto"] + others))
         )
     _prepare(name)
     try:
         return impl(*args)
     except Unsupported as exc:
         raise NotImplementedError(
-            f"{func}: backend {name!r} does not support this {exc.parameter}: {exc.detail}"
+            f"{func}: backend={name!r} does not support this {exc.parameter}: {exc.detail}"
         ) from None
 
 

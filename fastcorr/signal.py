@@ -74,7 +74,7 @@ def _correlate_valid(func: str, x: np.ndarray, kernel: np.ndarray, method: str, 
         method = _tuning.choose_correlate_method(name, x.shape, kernel.shape, x.dtype)
     if method == "fft":
         return _dispatch.run(func, "correlate_fft", backend, x, kernel,
-                             what="FFT correlation (parameter 'method'='fft')")
+                             what="FFT correlation (method='fft')")
     return _dispatch.run(func, "correlate_valid", backend, x, kernel,
                          what="direct correlation")
 
