@@ -56,7 +56,7 @@ def _pad_spatial(func: str, x: np.ndarray, pads: tuple, mode: str, dtype) -> np.
     x = np.asarray(x, dtype=dtype)
     if all(p == (0, 0) for p in pads):
         return np.ascontiguousarray(x)
-    return np.pad(x, ((0, 0), (0, 0)) + tuple(pads), mode=mode)
+    return np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0)) + tuple(pads), mode=mode))
 
 
 class ConvArgs(NamedTuple):

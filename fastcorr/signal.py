@@ -350,7 +350,8 @@ def match_template(image, template, pad_input=False, *, backend=None):
                          f"'image' {image.shape} in every dimension")
     if image.dtype.kind == "c" or template.dtype.kind == "c":
         raise TypeError(f"{func}: complex images are not supported")
-    dtype = np.float32 if image.dtype in (np.float16, np.float32) else np.float64
+    small_float = image.dtype.kind == "f" and image.dtype.itemsize <= 4  # any byte order
+    dtype = np.float32 if small_float else np.float64
     image = image.astype(dtype, copy=False)
     template = template.astype(dtype, copy=False)
     if pad_input:
