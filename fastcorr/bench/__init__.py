@@ -10,3 +10,11 @@
 
 Nothing here is imported by ``import fastcorr``.
 """
+
+import os
+
+# torch and numba each load an OpenMP runtime. With the default, spinning,
+# wait policy the idle threads of one steal the cores from the other, and
+# timings jump by scheduler ticks (8-16 ms). Passive waiting avoids it; it must
+# be set before either runtime starts, so here, before any peer is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
