@@ -121,7 +121,8 @@ def choose_conv_algorithm(x_shape, weight_shape, stride, dilation, groups):
     Returns
     -------
     {'implicit_gemm', 'gemm', 'direct'}
-        'gemm' (im2col panels) for strided convolutions and 1x1 kernels;
+        'gemm' for strided convolutions (which runs them as stride phases or
+        on im2col panels, see :func:`choose_strided_conv_algorithm`) and 1x1 kernels;
         otherwise 'direct' (one filter at a time) for very few filters per
         group, else whichever of 'implicit_gemm' (wasting the widened grid's
         extra positions) and 'gemm' (paying for packing) the model finds
@@ -157,3 +158,44 @@ def choose_conv_algorithm(x_shape, weight_shape, stride, dilation, groups):
     padded_filters = -(-filters_per_group // 4) * 4
     implicit_waste = (widened / valid - 1.0) * padded_filters
     return "implicit_gemm" if implicit_waste <= GEMM_PACKING_TAPS else "gemm"
+
+
+def choose_strided_conv_algorithm(x_shape, weight_shape, stride, dilation, groups):
+    """How the numba backend's 'gemm' algorithm runs a convolution.
+
+    Parameters are those of :func:`choose_conv_algorithm`.
+
+    Returns
+    -------
+    {'phase_implicit_gemm', 'gemm'}
+        'phase_implicit_gemm' (split the input into its stride phases, then
+        a stride-1 implicit GEMM on them) for strided kernels larger than
+        1x1 where its wasted positions cost less than packing would;
+        'gemm' (im2col panels) otherwise.  Splitting copies the input once,
+        negligible next to packing ``K`` values per output position.
+
+    Examples
+    --------
+    >>> from fastcorr._tuning import choose_strided_conv_algorithm
+    >>> choose_strided_conv_algorithm((8, 3, 1, 230, 230), (64, 3, 1, 7, 7), (1, 2, 2),
+    ...                               (1, 1, 1), 1)
+    'phase_implicit_gemm'
+    """
+    if tuple(stride) == (1, 1, 1):
+        return "gemm"
+    filters, _, *kernel_shape = weight_shape
+    if math.prod(kernel_shape) == 1:
+        return "gemm"  # one phase used of s0*s1*s2: packing is a plain strided copy
+    phase_shape = [-(-size // s) for size, s in zip(x_shape[2:], stride)]
+    out_shape = [(size - d * (k - 1) - 1) // s + 1
+                 for size, k, s, d in zip(x_shape[2:], kernel_shape, stride, dilation)]
+    if min(out_shape) <= 0:
+        return "gemm"
+    valid = math.prod(out_shape)
+    widened = (((out_shape[0] - 1) * phase_shape[1] + out_shape[1] - 1) * phase_shape[2]
+               + out_shape[2])
+    if widened < 64:  # the implicit GEMM needs one PANEL_WIDTH of positions
+        return "gemm"
+    padded_filters = -(-(filters // groups) // 4) * 4
+    implicit_waste = (widened / valid - 1.0) * padded_filters
+    return "phase_implicit_gemm" if implicit_waste <= GEMM_PACKING_TAPS else "gemm"

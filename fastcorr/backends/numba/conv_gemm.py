@@ -1,6 +1,14 @@
-"""The 'gemm' convolution algorithm: a GEMM on im2col panels, for any stride.
+"""The 'gemm' convolution algorithm, for any stride: stride phases or im2col panels.
 
-Per task (one image, one group, ``PANEL_WIDTH`` consecutive output
+Strided convolutions first try the phase split (:func:`conv_gemm` decides,
+see :func:`fastcorr._tuning.choose_strided_conv_algorithm`): the input is
+cut into its ``sd*sh*sw`` stride phases, ``x[..., i*s + p]`` going to phase
+``p`` at ``i``, on which the strided convolution is a stride-1 one that
+:func:`.conv_implicit_gemm.conv_implicit_gemm` runs with no im2col at all.
+Strided im2col packing cannot be vectorised into plain copies and cost
+about as much as the GEMM itself for a 3-channel 7x7 stem (BENCH.md C2 L4).
+
+Otherwise, per task (one image, one group, ``PANEL_WIDTH`` consecutive output
 positions) a thread packs the im2col panel ``(K, PANEL_WIDTH)`` of those
 positions into a private buffer (``K = C/groups * kd*kh*kw``, at most a few
 MiB), then runs :func:`._microkernel.micro_kernel` for every block of
@@ -12,8 +20,10 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from ... import _tuning
 from ._jit import fetch_add, jit
 from ._microkernel import FILTER_BLOCK, PANEL_WIDTH, micro_kernel
+from .conv_implicit_gemm import conv_implicit_gemm, implicit_gemm_task_positions
 
 
 @jit(inline="always")
@@ -79,8 +89,8 @@ def _store_tile(tile, out_image, first_filter, filters, first_position, position
 
 
 @jit(parallel=True)
-def conv_gemm(x, weight_panels, bias, has_bias, out, out_height, out_width, kernel_shape,
-              stride, dilation, threads):
+def conv_gemm_packed(x, weight_panels, bias, has_bias, out, out_height, out_width,
+                     kernel_shape, stride, dilation, threads):
     """Parallel driver: tasks are (image, group, panel of output positions).
 
     Parameters
@@ -133,3 +143,87 @@ def conv_gemm(x, weight_panels, bias, has_bias, out, out_height, out_width, kern
                 _store_tile(tile, out[image], first_filter, block_filters, first_position,
                             positions, bias, has_bias)
     return out
+
+
+@jit(parallel=True)
+def split_phases(x_volumes, phases):
+    """``phases[v, p0, p1, p2, i0, i1, i2] = x_volumes[v, i0*s0 + p0, i1*s1 + p1, i2*s2 + p2]``.
+
+    ``x_volumes`` is ``(N*C, D, H, W)``; ``phases`` is
+    ``(N*C, s0, s1, s2, ceil(D/s0), ceil(H/s1), ceil(W/s2))``, entries
+    beyond ``x`` zeros.  Written completely.
+    """
+    volumes, depth, height, width = x_volumes.shape
+    _, stride_depth, stride_height, stride_width, phase_depth, phase_height, phase_width = \
+        phases.shape
+    for volume in prange(volumes):
+        source = x_volumes[volume]
+        for p0 in range(stride_depth):
+            for p1 in range(stride_height):
+                for p2 in range(stride_width):
+                    target = phases[volume, p0, p1, p2]
+                    columns = (width - p2 + stride_width - 1) // stride_width
+                    for i0 in range(phase_depth):
+                        for i1 in range(phase_height):
+                            target_row = target[i0, i1]
+                            z = i0 * stride_depth + p0
+                            y = i1 * stride_height + p1
+                            if z >= depth or y >= height:
+                                target_row[:] = 0
+                                continue
+                            source_row = source[z, y]
+                            for i2 in range(columns):
+                                target_row[i2] = source_row[i2 * stride_width + p2]
+                            for i2 in range(columns, phase_width):
+                                target_row[i2] = 0
+
+
+def phase_tap_offsets(channels, kernel_shape, stride, dilation, phase_shape):
+    """Flat offsets of the taps of a ``(C/groups, kd, kh, kw)`` kernel in a phase-split group.
+
+    Tap ``t`` (after dilation) along an axis of stride ``s`` reads phase
+    ``t % s`` at ``t // s`` positions past the output position.  C order,
+    as :func:`._microkernel.pack_weights` orders K.
+    """
+    phase_depth, phase_height, phase_width = phase_shape
+    c, t0, t1, t2 = np.meshgrid(
+        np.arange(channels), np.arange(kernel_shape[0]) * dilation[0],
+        np.arange(kernel_shape[1]) * dilation[1], np.arange(kernel_shape[2]) * dilation[2],
+        indexing="ij",
+    )
+    phase = ((c * stride[0] + t0 % stride[0]) * stride[1] + t1 % stride[1]) * stride[2] \
+        + t2 % stride[2]
+    offsets = (((phase * phase_depth + t0 // stride[0]) * phase_height + t1 // stride[1])
+               * phase_width + t2 // stride[2])
+    return np.ascontiguousarray(offsets.reshape(-1), dtype=np.intp)
+
+
+def conv_gemm(x, weight_panels, bias, has_bias, out, out_height, out_width, kernel_shape,
+              stride, dilation, threads):
+    """Strided (or any) convolution: phase split + implicit GEMM, or im2col panels.
+
+    Same parameters as :func:`conv_gemm_packed`; ``bias`` holds zeros when
+    ``has_bias`` is false.
+    """
+    batch, channels, depth, height, width = x.shape
+    groups, _, cols_rows, _ = weight_panels.shape
+    weight_shape = (out.shape[1], channels // groups) + tuple(kernel_shape)
+    algorithm = _tuning.choose_strided_conv_algorithm(x.shape, weight_shape, stride, dilation,
+                                                      groups)
+    if algorithm != "phase_implicit_gemm":
+        return conv_gemm_packed(x, weight_panels, bias, has_bias, out, out_height, out_width,
+                                kernel_shape, stride, dilation, threads)
+    phase_shape = tuple(-(-size // s) for size, s in zip((depth, height, width), stride))
+    phases = np.empty((batch * channels,) + tuple(stride) + phase_shape, dtype=x.dtype)
+    split_phases(x.reshape((batch * channels,) + x.shape[2:]), phases)
+    phase_depth, phase_height, phase_width = phase_shape
+    out_depth = out.shape[2] // (out_height * out_width)
+    positions = ((out_depth - 1) * phase_height + out_height - 1) * phase_width + out_width
+    conv_implicit_gemm(
+        phases.reshape(batch * groups, -1), weight_panels,
+        phase_tap_offsets(channels // groups, kernel_shape, stride, dilation, phase_shape),
+        bias, out, phase_height, phase_width, out_height, out_width,
+        implicit_gemm_task_positions(batch * groups, positions, threads), threads,
+    )
+    return out
+
