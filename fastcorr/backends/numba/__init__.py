@@ -2,7 +2,11 @@
 
 Entry points (see :mod:`fastcorr._dispatch` for the contract):
 :func:`correlate_valid`, :func:`correlate_fft` (SciPy's FFT, shared),
-:func:`conv_forward`, :func:`unfold`, :func:`fold`.
+:func:`conv_forward`, :func:`unfold`, :func:`fold`; the convolution's adjoints
+:func:`conv_transpose` and :func:`conv_weight_grad`; pooling (:func:`max_pool`,
+:func:`avg_pool` and their backward) and the normalisation kernels
+(:func:`moments`, :func:`dot_moments`, :func:`scale_shift`, :func:`axpby`,
+:func:`layer_normalize`, :func:`layer_norm_backward`).
 
 Importing this module compiles nothing; each kernel compiles on its first
 call for the dtypes it meets, cached on disk where a cache directory is
@@ -12,6 +16,27 @@ writable (see :mod:`._jit`).
 from ..._fft import correlate_fft
 from .conv import conv_forward
 from .correlate import correlate_valid
+from .grad import conv_transpose, conv_weight_grad
 from .im2col import fold, unfold
+from .norm import axpby, dot_moments, layer_norm_backward, layer_normalize, moments, scale_shift
+from .pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward
 
-__all__ = ["conv_forward", "correlate_fft", "correlate_valid", "fold", "unfold"]
+__all__ = [
+    "avg_pool",
+    "avg_pool_backward",
+    "axpby",
+    "conv_forward",
+    "conv_transpose",
+    "conv_weight_grad",
+    "correlate_fft",
+    "correlate_valid",
+    "dot_moments",
+    "fold",
+    "layer_norm_backward",
+    "layer_normalize",
+    "max_pool",
+    "max_pool_backward",
+    "moments",
+    "scale_shift",
+    "unfold",
+]

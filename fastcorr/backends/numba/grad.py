@@ -1,0 +1,413 @@
+"""The two adjoints of ``conv_forward``: ``conv_transpose`` (in ``x``) and ``conv_weight_grad``.
+
+``conv_transpose``
+    Stride 1: the adjoint of a correlation is the *full* correlation of the
+    output gradient with the flipped kernel, channels transposed per group;
+    so it is :func:`.conv.conv_forward` itself (the fast implicit GEMM) on
+    the gradient padded by ``dilation * (kernel - 1)`` on each side.
+    Stride ``s > 1``: the gradient is first spread onto the stride-1 grid
+    (``s - 1`` zeros between samples), then the same; this computes the
+    zeros too, ``s**dims`` times the work, but needs no other kernel.
+
+``conv_weight_grad``
+    ``dw[f, c, k] = sum_n sum_o grad[n, f, o] * x[n, c, o * s + k * d]``, a
+    GEMM whose reduction runs over output positions, computed without
+    im2col on a widened grid as :mod:`.conv_implicit_gemm` does: with the
+    input split into its ``s**dims`` stride phases (a copy the size of the
+    input; stride 1 has one phase), output ``o`` sits at flat position
+    ``p`` of a phase's grid and tap ``(c, k)`` reads that phase at ``p`` plus
+    a constant offset, so every row of the im2col matrix is a contiguous
+    run of the phase array.  The gradient is laid out on the same grid (zeros
+    where ``y >= Ho`` or ``x >= Wo``).  A register-blocked micro-kernel
+    accumulates a ``FILTER_BLOCK x ROW_BLOCK`` tile of ``dw`` over
+    ``LANES`` positions at a time; each tile of ``dw`` belongs to one
+    task, which walks every image and position in a fixed order: no
+    partial buffers, the same bits for any thread count.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numba
+import numpy as np
+from numba import prange
+
+from ._jit import fetch_add, jit, stack_empty
+from .conv import conv_forward
+
+# A micro-tile: 4 im2col rows x 64 filters = 16 zmm accumulators in float32;
+# each position costs 4 broadcasts and 4 vector loads for 16 FMAs.  With
+# fewer than 64 filters in the inner loop LLVM vectorised the wrong loop
+# (gathers, 40x slower), as :mod:`._microkernel` notes for its tiles too.
+ROW_BLOCK = 4
+FILTER_LANES = 64
+MICRO_TILE = ROW_BLOCK * FILTER_LANES
+# Positions per micro-kernel call: the float32 sums stay short (512 terms)
+# and a call's slice of the gradient panel (128 KiB) stays in L2.
+CHUNK_POSITIONS = 512
+
+
+@jit()
+def _weight_tile(x_flat, row_starts, grad_panel, first, steps, result):
+    """``result[j, f] += sum_p x_flat[row_starts[j] + p] * grad_panel[p, f]``.
+
+    ``p`` runs over ``[first, first + steps)``; ``grad_panel`` is
+    ``(positions, FILTER_LANES)``, the gradient of ``FILTER_LANES`` filters
+    position by position; ``row_starts`` holds ``ROW_BLOCK`` offsets into
+    ``x_flat``; ``result`` is a float64 ``(ROW_BLOCK, FILTER_LANES)`` block of
+    the (transposed) weight gradient.  Accumulators in a constant-indexed
+    stack tile (registers); not inlined, for the reason given in
+    :mod:`._microkernel`.
+    """
+    acc = numba.carray(stack_empty(MICRO_TILE, grad_panel.dtype), (ROW_BLOCK, FILTER_LANES))
+    for j in range(ROW_BLOCK):
+        for lane in range(FILTER_LANES):
+            acc[j, lane] = 0
+    for step in range(steps):
+        position = first + step
+        gradient = grad_panel[position]
+        for j in range(ROW_BLOCK):
+            # An unsigned index skips numba's negative-index wraparound: 1.5x faster.
+            value = x_flat[np.uint64(row_starts[j] + position)]
+            for lane in range(FILTER_LANES):
+                acc[j, lane] += value * gradient[lane]
+    for j in range(ROW_BLOCK):
+        for lane in range(FILTER_LANES):
+            result[j, lane] += acc[j, lane]
+
+
+@jit(parallel=True)
+def _weight_grad(x_phases, grad_panels, row_starts, positions, out, threads):
+    """Parallel driver of ``conv_weight_grad``: one task per block of im2col rows.
+
+    Parameters
+    ----------
+    x_phases : ndarray, shape (N, image_size)
+        Each image's stride-phase arrays, flattened, with zero padding after
+        the last row so that every im2col row can be read whole.
+    grad_panels : ndarray, shape (N, groups, filter_blocks, positions, FILTER_LANES)
+        The gradient on the phase grid, filters innermost; zero where no
+        output sits and for the padding filters.
+    row_starts : ndarray of int64, shape (groups, row_blocks * ROW_BLOCK)
+        Offset of im2col row ``(c, k)`` of each group in an image of
+        ``x_phases`` (padding rows repeat a real row).
+    positions : int
+        Positions to reduce over.
+    out : ndarray of float64, shape (groups, row_blocks * ROW_BLOCK, filter_blocks * FILTER_LANES)
+        The transposed weight gradient, written completely.
+    threads : int
+        ``numba.get_num_threads()``.
+
+    A task owns a range of row blocks of ``out`` (all filters) and walks
+    every image and chunk of positions in a fixed order, so each element of
+    ``out`` sums in the same order whatever the thread count.  Within a
+    chunk, the panel slice (``CHUNK_POSITIONS x FILTER_LANES``) stays in L2
+    while every row block of the task passes over it.
+    """
+    batch = x_phases.shape[0]
+    groups, padded_rows, _ = out.shape
+    filter_blocks = grad_panels.shape[2]
+    row_blocks = padded_rows // ROW_BLOCK
+    # A few tasks per thread: dynamic scheduling evens out a busy machine,
+    # while each task keeps enough row blocks to reuse the panel chunk.
+    tasks = min(groups * row_blocks, 4 * threads)
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        while True:
+            task = fetch_add(next_task, 1)  # dynamic scheduling, see _jit.fetch_add
+            if task >= tasks:
+                break
+            first_block = task * groups * row_blocks // tasks
+            stop_block = (task + 1) * groups * row_blocks // tasks
+            for block in range(first_block, stop_block):
+                group, row_block = divmod(block, row_blocks)
+                out[group, row_block * ROW_BLOCK:(row_block + 1) * ROW_BLOCK] = 0.0
+            for image in range(batch):
+                x_flat = x_phases[image]
+                for first in range(0, positions, CHUNK_POSITIONS):
+                    steps = min(CHUNK_POSITIONS, positions - first)
+                    for filter_block in range(filter_blocks):
+                        for block in range(first_block, stop_block):
+                            group, row_block = divmod(block, row_blocks)
+                            first_row = row_block * ROW_BLOCK
+                            _weight_tile(x_flat, row_starts[group, first_row:],
+                                         grad_panels[image, group, filter_block], first, steps,
+                                         out[group, first_row:first_row + ROW_BLOCK,
+                                             filter_block * FILTER_LANES:])
+    return out
+
+
+def _phase_grid(x_shape, grad_shape, kernel_size, stride, dilation):
+    """Phase-grid geometry: ``(phase_shape, positions, tap_offsets)``.
+
+    ``phase_shape`` is ``(Dp, Hp, Wp)``, one stride phase of the input
+    (``ceil(size / stride)``); output ``(z, y, x)`` sits at ``(z*Hp + y)*Wp +
+    x``, and ``positions`` is one past the last output.  ``tap_offsets[k]``
+    is where tap ``k`` (C order) reads relative to that, in a channel's
+    ``prod(stride) * Dp*Hp*Wp`` block of phases.
+    """
+    phase_shape = tuple(-(-n // s) for n, s in zip(x_shape[2:], stride))
+    depth, height, width = phase_shape
+    out_depth, out_height, out_width = grad_shape[2:]
+    positions = ((out_depth - 1) * height + out_height - 1) * width + out_width
+    offsets = []
+    for taps in itertools.product(*map(range, kernel_size)):
+        shift, phase = zip(*(divmod(t * d, s) for t, d, s in zip(taps, dilation, stride)))
+        phase_index = (phase[0] * stride[1] + phase[1]) * stride[2] + phase[2]
+        offsets.append(phase_index * depth * height * width
+                       + (shift[0] * height + shift[1]) * width + shift[2])
+    return phase_shape, positions, np.array(offsets, dtype=np.int64)
+
+
+def _phases(x, stride, phase_shape, tail):
+    """``x`` as ``(N, C, phases, Dp, Hp, Wp)`` flattened per image, plus ``tail`` zeros."""
+    batch, channels = x.shape[:2]
+    phases = stride[0] * stride[1] * stride[2]
+    volume = phases * int(np.prod(phase_shape))
+    flat = np.zeros((batch, channels * volume + tail), dtype=x.dtype)
+    grid = flat[:, :channels * volume].reshape((batch, channels, phases) + phase_shape)
+    for index, (r0, r1, r2) in enumerate(itertools.product(*map(range, stride))):
+        part = x[:, :, r0::stride[0], r1::stride[1], r2::stride[2]]
+        grid[:, :, index, :part.shape[2], :part.shape[3], :part.shape[4]] = part
+    return flat, volume
+
+
+def conv_weight_grad(x, grad, kernel_size, stride, dilation, groups):
+    """The adjoint of ``conv_forward`` in ``weight``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, D, H, W), float32 or float64, C-contiguous
+        The padded input.
+    grad : ndarray, shape (N, F, Do, Ho, Wo), dtype of ``x``
+        The gradient of the convolution's output.
+    kernel_size, stride, dilation : 3-tuples of int
+    groups : int
+
+    Returns
+    -------
+    ndarray, shape (F, C // groups, kd, kh, kw), dtype of ``x``
+        ``sum_{n, o} grad[n, f, o] * x[n, g*Cg + c, o*stride + k*dilation]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastcorr.backends.numba.grad import conv_weight_grad
+    >>> x = np.arange(1.0, 10.0).reshape(1, 1, 1, 3, 3)
+    >>> conv_weight_grad(x, np.ones((1, 1, 1, 2, 2)), (1, 2, 2), (1, 1, 1), (1, 1, 1), 1)
+    array([[[[[12., 16.],
+              [24., 28.]]]]])
+    """
+    batch, channels = x.shape[:2]
+    filters = grad.shape[1]
+    kernel_size, stride, dilation = tuple(kernel_size), tuple(stride), tuple(dilation)
+    group_channels = channels // groups
+    filters_per_group = filters // groups
+    result = np.zeros((filters, group_channels) + kernel_size, dtype=x.dtype)
+    if grad.size == 0 or x.size == 0:
+        return result
+    lane_taps = _lane_taps(group_channels, filters_per_group, kernel_size, stride)
+    row_kernel = kernel_size[:2] + (kernel_size[2] // lane_taps,)
+    phase_shape, positions, tap_offsets = _phase_grid(x.shape, grad.shape, row_kernel, stride,
+                                                      dilation)
+    lane_shift = dilation[2]  # tap b of a lane item reads b * lane_shift further along w
+    positions += (lane_taps - 1) * lane_shift
+    if stride == (1, 1, 1):
+        # One phase, the input itself: the last row of the last tap ends at the image's end.
+        x_phases, volume = x.reshape(batch, -1), int(np.prod(x.shape[2:]))
+    else:
+        x_phases, volume = _phases(x, stride, phase_shape, int(tap_offsets.max()) + positions)
+    # Im2col rows (c, row tap) of each group, padded to whole row blocks with row 0.
+    rows = group_channels * len(tap_offsets)
+    padded_rows = -(-rows // ROW_BLOCK) * ROW_BLOCK
+    row_starts = np.zeros((groups, padded_rows), dtype=np.int64)
+    channel_offsets = (np.arange(channels) * volume).reshape(groups, group_channels, 1)
+    row_starts[:, :rows] = (channel_offsets + tap_offsets).reshape(groups, rows)
+    row_starts[:, rows:] = row_starts[:, :1]
+    grad_panels = _grad_panels(grad, groups, phase_shape, positions, lane_taps, lane_shift)
+    out = np.empty((groups, padded_rows, grad_panels.shape[2] * FILTER_LANES))
+    _weight_grad(x_phases, grad_panels, row_starts, positions, out, numba.get_num_threads())
+    # out[g, (c, a3, a, b_row), (b_lane, f)] -> result[g*Fg + f, c, a3, a, b_row + b_lane]
+    items = out[:, :rows, :lane_taps * filters_per_group].reshape(
+        (groups, group_channels) + row_kernel + (lane_taps, filters_per_group))
+    items = items.reshape((groups, group_channels) + kernel_size + (filters_per_group,))
+    result[...] = items.transpose(0, 5, 1, 2, 3, 4).reshape(result.shape)
+    return result
+
+
+def _lane_taps(group_channels, filters_per_group, kernel_size, stride):
+    """How many ``w`` taps share the filter lanes with the filters (1 or ``kw``).
+
+    With few filters per group most of the ``FILTER_LANES`` lanes would be
+    padding; tap ``b`` of the last dimension can instead ride in the lanes
+    (lane item ``(b, f)``, the gradient shifted by ``b * d``), which needs
+    the taps' offsets to add up: stride 1 along ``w``.  Chosen when it
+    needs fewer micro-tiles.
+    """
+    kernel_width = kernel_size[-1]
+    if stride[2] != 1 or kernel_width == 1:
+        return 1
+    other_taps = int(np.prod(kernel_size[:-1]))
+
+    def tiles(lane_taps, row_taps):
+        panels = -(-lane_taps * filters_per_group // FILTER_LANES)
+        return panels * -(-group_channels * row_taps // ROW_BLOCK)
+
+    folded = tiles(kernel_width, other_taps)
+    return kernel_width if folded < tiles(1, other_taps * kernel_width) else 1
+
+
+@jit(parallel=True)
+def _fill_panels(outputs, panels, lane_taps, lane_shift, height, width, threads):
+    """``panels[n, g, panel, p, lane]`` from ``outputs`` (N, groups, Do, Ho, Wo, Fg), all of it.
+
+    ``outputs`` is the gradient with filters innermost.  Lane item ``b *
+    Fg + f`` (``panel * FILTER_LANES + lane``) of position ``p`` holds
+    filter ``f``'s output ``(z, y, x)`` sitting at ``p - b * lane_shift =
+    (z * height + y) * width + x``; everything else is zero.  One task per
+    panel; each output's filters are one contiguous run of lanes.
+    """
+    batch, groups, out_depth, out_height, out_width, filters = outputs.shape
+    panel_count, positions, lanes = panels.shape[2:]
+    tasks = batch * groups * panel_count
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        while True:
+            task = fetch_add(next_task, 1)  # dynamic scheduling, see _jit.fetch_add
+            if task >= tasks:
+                break
+            image_group, panel_index = divmod(task, panel_count)
+            image, group = divmod(image_group, groups)
+            panel = panels[image, group, panel_index]
+            panel[:] = 0
+            first_item = panel_index * lanes
+            for tap in range(lane_taps):
+                # This tap's lane items in this panel: lanes [lane_start, lane_stop).
+                lane_start = max(tap * filters - first_item, 0)
+                lane_stop = min((tap + 1) * filters - first_item, lanes)
+                if lane_start >= lane_stop:
+                    continue
+                first_filter = first_item + lane_start - tap * filters
+                run = lane_stop - lane_start
+                for z in range(out_depth):
+                    for y in range(out_height):
+                        row_start = (z * height + y) * width + tap * lane_shift
+                        for x in range(out_width):
+                            source = outputs[image, group, z, y, x, first_filter:]
+                            target = panel[row_start + x, lane_start:]
+                            for lane in range(run):
+                                target[lane] = source[lane]
+    return panels
+
+
+def _grad_panels(grad, groups, phase_shape, positions, lane_taps, lane_shift):
+    """``grad`` on the phase grid as ``(N, groups, panels, positions, FILTER_LANES)``.
+
+    Lane item ``b * Fg + f`` of position ``p`` holds ``grad[n, g*Fg + f]``
+    at ``p - b * lane_shift`` (the output sitting there, or zero).
+    """
+    batch, filters = grad.shape[:2]
+    filters_per_group = filters // groups
+    depth, height, width = phase_shape
+    grid = grad.shape[2] * height * width
+    panels = np.empty((batch, groups, -(-lane_taps * filters_per_group // FILTER_LANES),
+                       max(positions, grid + (lane_taps - 1) * lane_shift), FILTER_LANES),
+                      dtype=grad.dtype)
+    # Filters innermost: NumPy's transposing copy is fast; the kernel then copies runs.
+    outputs = np.ascontiguousarray(grad.reshape(
+        (batch, groups, filters_per_group) + grad.shape[2:]).transpose(0, 1, 3, 4, 5, 2))
+    _fill_panels(outputs, panels, lane_taps, lane_shift, height, width,
+                 numba.get_num_threads())
+    return panels
+
+
+@jit(parallel=True)
+def _spread(grad, padded, offsets, stride, threads):
+    """``padded[n, f, o0 + z*s0, o1 + y*s1, o2 + x*s2] = grad[n, f, z, y, x]``, zero elsewhere.
+
+    One task per ``(n, f)`` plane; ``padded`` is written completely.
+    """
+    batch, filters, out_depth, out_height, out_width = grad.shape
+    tasks = batch * filters
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        while True:
+            task = fetch_add(next_task, 1)  # dynamic scheduling, see _jit.fetch_add
+            if task >= tasks:
+                break
+            image, filter_index = divmod(task, filters)
+            plane = padded[image, filter_index]
+            plane[:] = 0
+            for z in range(out_depth):
+                for y in range(out_height):
+                    source = grad[image, filter_index, z, y]
+                    target = plane[offsets[0] + z * stride[0], offsets[1] + y * stride[1],
+                                   offsets[2]:]
+                    if stride[2] == 1:  # its own loop: a plain vector copy
+                        for x in range(out_width):
+                            target[x] = source[x]
+                    else:
+                        for x in range(out_width):
+                            target[x * stride[2]] = source[x]
+    return padded
+
+
+def conv_transpose(grad, weight, stride, dilation, groups, size, crop=((0, 0),) * 3):
+    """The adjoint of ``conv_forward`` in ``x``: ``(N, C, *size)`` from ``(N, F, Do, Ho, Wo)``.
+
+    Parameters
+    ----------
+    grad : ndarray, shape (N, F, Do, Ho, Wo), float32 or float64, C-contiguous
+    weight : ndarray, shape (F, C // groups, kd, kh, kw), dtype of ``grad``
+    stride, dilation : 3-tuples of int
+    groups : int
+    size : 3-tuple of int
+        The padded input's spatial size.
+    crop : 3 pairs of int, default no cropping
+        ``(before, after)`` per dimension: return only ``out[..., before:size
+        - after]``.  Not used by the front ends yet; with the zero padding of
+        a convolution as ``crop``, the gradient comes out unpadded without
+        computing the padding's gradient or copying (see the notes to the lead).
+
+    Returns
+    -------
+    ndarray, shape (N, C, *(size - before - after)), dtype of ``grad``
+        ``out[n, g*Cg + c, o*stride + k*dilation] += weight[f, c, k] * grad[n, f, o]``
+        summed over ``f`` of group ``g``, ``o`` and ``k``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastcorr.backends.numba.grad import conv_transpose
+    >>> conv_transpose(np.ones((1, 1, 1, 1, 2)), np.ones((1, 1, 1, 1, 2)), (1, 1, 1),
+    ...                (1, 1, 1), 1, (1, 1, 3)).ravel()
+    array([1., 2., 1.])
+    """
+    batch, filters = grad.shape[:2]
+    group_channels = weight.shape[1]
+    kernel_size = weight.shape[2:]
+    filters_per_group = filters // groups
+    size = tuple(size)
+    out_size = tuple(n - before - after for n, (before, after) in zip(size, crop))
+    if grad.size == 0 or weight.size == 0:
+        return np.zeros((batch, group_channels * groups) + out_size, dtype=grad.dtype)
+    # The full correlation's input: the gradient spread onto the stride-1 grid, placed so
+    # that the correlation's output starts at the first position kept.
+    halo = tuple(d * (k - 1) for k, d in zip(kernel_size, dilation))
+    spread = tuple((n - 1) * s + 1 for n, s in zip(grad.shape[2:], stride))
+    offsets = tuple(h - before for h, (before, _) in zip(halo, crop))
+    lengths = tuple(n + h for n, h in zip(out_size, halo))
+    if any(o < 0 or o + m > n for o, m, n in zip(offsets, spread, lengths)):
+        # The crop cuts into the gradient's own positions: compute all, then cut.
+        full = conv_transpose(grad, weight, stride, dilation, groups, size)
+        inner = tuple(slice(before, n - after) for n, (before, after) in zip(size, crop))
+        return np.ascontiguousarray(full[(slice(None), slice(None)) + inner])
+    padded = np.empty((batch, filters) + lengths, dtype=grad.dtype)
+    _spread(grad, padded, offsets, tuple(stride), numba.get_num_threads())
+    # Flipped kernel, (F, Cg) swapped within each group: (C, F/groups, kd, kh, kw).
+    flipped = weight[:, :, ::-1, ::-1, ::-1].reshape(
+        (groups, filters_per_group, group_channels) + kernel_size)
+    transposed = np.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4, 5)).reshape(
+        (groups * group_channels, filters_per_group) + kernel_size)
+    return conv_forward(padded, transposed, None, (1, 1, 1), tuple(dilation), groups)

@@ -1,0 +1,605 @@
+"""Normalisation kernels on ``(P, Q, S)`` views (see :mod:`fastcorr.norm`).
+
+Reductions (``moments``, ``dot_moments``, the row sums of
+``layer_norm_backward``) cut the work into *units*, one chunk of at most
+``CHUNK`` elements of one slice ``x[p, q, :]``, numbered ``q`` first.
+The units are split into a few contiguous *tasks* per thread (handed out
+dynamically, see :func:`._jit.fetch_add`); each task folds its units into
+its own row of per-``q`` partial results, and the rows are merged in task
+order at the end.  So batch norm's few channels, instance norm's many small
+slices and a single huge layer-norm row all split evenly; there are no
+atomics on results, and the same thread count gives the same bits.
+
+Moments stay accurate in float32 whatever the mean: each chunk sums the
+deviations from its first element and their squares (one pass, see
+:func:`_chunk_shifted_sums`); chunks and tasks merge with Chan et al.'s
+pairwise update (``m2 = m2_a + m2_b + delta**2 * n_a * n_b / n``), which
+never subtracts large sums.
+
+Elementwise kernels (``scale_shift``, ``axpby``, ``layer_normalize``)
+split the chunks in memory order the same way; ``layer_norm_backward``'s
+second pass gives each task a block of columns, so its column sums need
+no partials either.
+
+Layers: ``@jit(inline='always')`` chunk workers with lane accumulators in
+registers, parallel drivers over tasks (the moments merge their rows
+inside, the plain sums in the wrapper), and the thin entry points.
+``moments_dot`` is a fused ``moments`` + ``dot_moments`` that the front
+ends do not call yet.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from ._jit import fetch_add, jit, stack_empty
+
+# Elements per unit: a float32 chunk is 16 KiB.
+CHUNK = 4096
+# Lane accumulators: 64 float32 lanes are 4 zmm registers.  Each lane sums
+# BLOCK values in the input's dtype, then folds into a float64 lane.
+LANES = 64
+BLOCK = 16
+# Tasks per thread (see the module docstring).
+TASKS_PER_THREAD = 4
+# Columns per task of layer_norm_backward's second pass (two float64 column
+# sums of 64 KiB each stay in L2 while every row passes).
+COLUMN_BLOCK = 8192
+
+
+@jit(inline="always")
+def _chunk_shifted_sums(values, length, shift):
+    """``(sum(v - shift), sum((v - shift) ** 2))`` over ``values[:length]``, in float64.
+
+    One pass.  ``shift`` has the values' dtype; with ``shift`` one of the
+    values, ``m2 = S2 - S1**2 / n`` cannot cancel badly (``n * (mean -
+    shift)**2 <= n * m2``), so the relative error stays below about ``n``
+    roundings.  The input's dtype sums runs of ``BLOCK`` terms per lane
+    (twice the float64 throughput), float64 the rest.
+    """
+    total = numba.carray(stack_empty(LANES, np.float64), (LANES,))
+    total_squares = numba.carray(stack_empty(LANES, np.float64), (LANES,))
+    run = numba.carray(stack_empty(LANES, values.dtype), (LANES,))
+    run_squares = numba.carray(stack_empty(LANES, values.dtype), (LANES,))
+    for lane in range(LANES):
+        total[lane] = 0.0
+        total_squares[lane] = 0.0
+    blocks = length // LANES
+    for first_block in range(0, blocks, BLOCK):
+        for lane in range(LANES):
+            run[lane] = 0
+            run_squares[lane] = 0
+        for block in range(first_block, min(first_block + BLOCK, blocks)):
+            chunk = values[block * LANES:]
+            for lane in range(LANES):
+                deviation = chunk[lane] - shift
+                run[lane] += deviation
+                run_squares[lane] += deviation * deviation
+        for lane in range(LANES):
+            total[lane] += run[lane]
+            total_squares[lane] += run_squares[lane]
+    result = 0.0
+    result_squares = 0.0
+    for lane in range(LANES):
+        result += total[lane]
+        result_squares += total_squares[lane]
+    wide_shift = np.float64(shift)
+    for i in range(blocks * LANES, length):
+        deviation = np.float64(values[i]) - wide_shift
+        result += deviation
+        result_squares += deviation * deviation
+    return result, result_squares
+
+
+@jit(inline="always")
+def _chunk_dot(dy, x, weight, length, shift):
+    """``(sum(g), sum(g * (x - shift)))`` with ``g = dy * weight`` over ``[:length]``, float64.
+
+    ``weight`` is a float64 array.  ``shift`` has ``x``'s dtype and should
+    be one of its values, so that the centred sum does not cancel; callers
+    move it to the true mean in float64 (``+ (shift - mean) * sum(g)``).
+    All in float64: layer norm's input gradient subtracts these sums from
+    per-element terms computed in float64, and with few elements per row
+    any rounding difference between the two would show.
+    """
+    total = numba.carray(stack_empty(LANES, np.float64), (LANES,))
+    total_centred = numba.carray(stack_empty(LANES, np.float64), (LANES,))
+    for lane in range(LANES):
+        total[lane] = 0.0
+        total_centred[lane] = 0.0
+    wide_shift = np.float64(shift)
+    blocks = length // LANES
+    for block in range(blocks):
+        dy_chunk = dy[block * LANES:]
+        x_chunk = x[block * LANES:]
+        weight_chunk = weight[block * LANES:]
+        for lane in range(LANES):
+            gradient = np.float64(dy_chunk[lane]) * weight_chunk[lane]
+            total[lane] += gradient
+            total_centred[lane] += gradient * (np.float64(x_chunk[lane]) - wide_shift)
+    result = 0.0
+    result_centred = 0.0
+    for lane in range(LANES):
+        result += total[lane]
+        result_centred += total_centred[lane]
+    for i in range(blocks * LANES, length):
+        gradient = np.float64(dy[i]) * weight[i]
+        result += gradient
+        result_centred += gradient * (np.float64(x[i]) - wide_shift)
+    return result, result_centred
+
+
+@jit(inline="always")
+def _chunk_dot_narrow(dy, x, length, shift):
+    """:func:`_chunk_dot` without weight, summing runs of ``BLOCK`` terms in the input's dtype.
+
+    Twice the throughput in float32; the statistics it feeds (batch,
+    instance and group norm backward) are applied in float32 anyway.
+    """
+    total = numba.carray(stack_empty(LANES, np.float64), (LANES,))
+    total_centred = numba.carray(stack_empty(LANES, np.float64), (LANES,))
+    run = numba.carray(stack_empty(LANES, dy.dtype), (LANES,))
+    run_centred = numba.carray(stack_empty(LANES, dy.dtype), (LANES,))
+    for lane in range(LANES):
+        total[lane] = 0.0
+        total_centred[lane] = 0.0
+    blocks = length // LANES
+    for first_block in range(0, blocks, BLOCK):
+        for lane in range(LANES):
+            run[lane] = 0
+            run_centred[lane] = 0
+        for block in range(first_block, min(first_block + BLOCK, blocks)):
+            dy_chunk = dy[block * LANES:]
+            x_chunk = x[block * LANES:]
+            for lane in range(LANES):
+                run[lane] += dy_chunk[lane]
+                run_centred[lane] += dy_chunk[lane] * (x_chunk[lane] - shift)
+        for lane in range(LANES):
+            total[lane] += run[lane]
+            total_centred[lane] += run_centred[lane]
+    result = 0.0
+    result_centred = 0.0
+    for lane in range(LANES):
+        result += total[lane]
+        result_centred += total_centred[lane]
+    wide_shift = np.float64(shift)
+    for i in range(blocks * LANES, length):
+        gradient = np.float64(dy[i])
+        result += gradient
+        result_centred += gradient * (np.float64(x[i]) - wide_shift)
+    return result, result_centred
+
+
+@jit(inline="always")
+def _unit(unit, chunks, batch, length):
+    """``(q, p, start, size)`` of reduction unit ``unit`` (``q`` first, then ``p``, then chunk)."""
+    slice_chunk, chunk = divmod(unit, chunks)
+    q, p = divmod(slice_chunk, batch)
+    start = chunk * CHUNK
+    return q, p, start, min(CHUNK, length - start)
+
+
+@jit(inline="always")
+def _merge_tasks(counts, means, m2s, sums, centred_sums):
+    """Merge row ``t > 0`` of the partials into row 0, in task order (Chan et al.).
+
+    ``sums``/``centred_sums`` (sum(dy) and sum(dy * (x - mean)) about the
+    row's mean) may have no rows: then only the moments merge.
+    """
+    with_dot = sums.shape[0] > 0
+    for task in range(1, counts.shape[0]):
+        for q in range(counts.shape[1]):
+            other = counts[task, q]
+            if other == 0:
+                continue
+            count = counts[0, q]
+            merged = count + other
+            mean = means[0, q]
+            delta = means[task, q] - mean
+            new_mean = mean + delta * other / merged
+            m2s[0, q] += m2s[task, q] + delta * delta * count * other / merged
+            if with_dot:
+                centred_sums[0, q] += ((mean - new_mean) * sums[0, q] + centred_sums[task, q]
+                                       + (means[task, q] - new_mean) * sums[task, q])
+                sums[0, q] += sums[task, q]
+            means[0, q] = new_mean
+            counts[0, q] = merged
+
+
+@jit(parallel=True)
+def _moments(x, chunks, counts, means, m2s, threads):
+    """``(count, mean, m2)`` per ``q``, left in row 0 of ``counts``/``means``/``m2s``.
+
+    ``x`` is ``(P, Q, S)``; ``counts``/``means``/``m2s`` are ``(tasks, Q)``
+    zeros: task ``t`` folds its units into row ``t``, then the rows merge
+    in task order.
+    """
+    batch, slices, length = x.shape
+    units = slices * batch * chunks
+    tasks = counts.shape[0]
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        while True:
+            task = fetch_add(next_task, 1)
+            if task >= tasks:
+                break
+            for unit in range(task * units // tasks, (task + 1) * units // tasks):
+                q, p, start, size = _unit(unit, chunks, batch, length)
+                values = x[p, q, start:]
+                total, total_squares = _chunk_shifted_sums(values, size, values[0])
+                chunk_mean = np.float64(values[0]) + total / size
+                chunk_m2 = max(total_squares - total * total / size, 0.0)
+                # Chan et al.: merge (size, chunk_mean, chunk_m2) into the task's partial.
+                count = counts[task, q]
+                merged = count + size
+                delta = chunk_mean - means[task, q]
+                means[task, q] += delta * size / merged
+                m2s[task, q] += chunk_m2 + delta * delta * count * size / merged
+                counts[task, q] = merged
+    _merge_tasks(counts, means, m2s, counts[:0], counts[:0])
+    return counts, means, m2s
+
+
+@jit(parallel=True)
+def _moments_dot(dy, x, chunks, counts, means, m2s, sums, centred_sums, threads):
+    """:func:`_moments`, and ``sum(dy)`` and ``sum(dy * (x - mean))`` about each partial's mean.
+
+    Merging moves the centred sum to the merged mean in float64:
+    ``D(m') = D(m) + (m - m') * sum(dy)``.
+    """
+    batch, slices, length = x.shape
+    units = slices * batch * chunks
+    tasks = counts.shape[0]
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        while True:
+            task = fetch_add(next_task, 1)
+            if task >= tasks:
+                break
+            for unit in range(task * units // tasks, (task + 1) * units // tasks):
+                q, p, start, size = _unit(unit, chunks, batch, length)
+                values = x[p, q, start:]
+                shift = np.float64(values[0])
+                total, total_squares = _chunk_shifted_sums(values, size, values[0])
+                chunk_sum, chunk_centred = _chunk_dot_narrow(dy[p, q, start:], values, size,
+                                                             values[0])
+                chunk_mean = shift + total / size
+                chunk_m2 = max(total_squares - total * total / size, 0.0)
+                chunk_centred -= (chunk_mean - shift) * chunk_sum
+                count = counts[task, q]
+                merged = count + size
+                old_mean = means[task, q]
+                delta = chunk_mean - old_mean
+                new_mean = old_mean + delta * size / merged
+                centred_sums[task, q] += ((old_mean - new_mean) * sums[task, q] + chunk_centred
+                                          + (chunk_mean - new_mean) * chunk_sum)
+                sums[task, q] += chunk_sum
+                means[task, q] = new_mean
+                m2s[task, q] += chunk_m2 + delta * delta * count * size / merged
+                counts[task, q] = merged
+    _merge_tasks(counts, means, m2s, sums, centred_sums)
+    return counts, means, m2s, sums, centred_sums
+
+
+@jit(parallel=True)
+def _dot_moments(dy, x, mean, chunks, sums, centred_sums, threads):
+    """Per-task partial ``sum(dy)`` and ``sum(dy * (x - mean[q]))`` (units as in _moments)."""
+    batch, slices, length = x.shape
+    units = slices * batch * chunks
+    tasks = sums.shape[0]
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        while True:
+            task = fetch_add(next_task, 1)
+            if task >= tasks:
+                break
+            for unit in range(task * units // tasks, (task + 1) * units // tasks):
+                q, p, start, size = _unit(unit, chunks, batch, length)
+                x_chunk = x[p, q, start:]
+                total, centred = _chunk_dot_narrow(dy[p, q, start:], x_chunk, size, x_chunk[0])
+                sums[task, q] += total
+                centred_sums[task, q] += centred + (np.float64(x_chunk[0]) - mean[q]) * total
+    return sums, centred_sums
+
+
+@jit(parallel=True)
+def _affine(dy, x, a, b, c, out, chunks, threads):
+    """``out = dy * a[q] + x * b[q] + c[q]``, tasks of consecutive chunks in memory order.
+
+    ``scale_shift`` passes ``x`` as ``dy`` with ``b = 0``: one kernel, one
+    compilation per dtype, and the extra multiply-add is free next to the
+    memory traffic.
+    """
+    batch, slices, length = x.shape
+    units = batch * slices * chunks
+    tasks = min(units, TASKS_PER_THREAD * threads)
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        while True:
+            task = fetch_add(next_task, 1)
+            if task >= tasks:
+                break
+            for unit in range(task * units // tasks, (task + 1) * units // tasks):
+                slice_index, chunk = divmod(unit, chunks)
+                p, q = divmod(slice_index, slices)
+                start = chunk * CHUNK
+                size = min(CHUNK, length - start)
+                # Views from the chunk's start, indices from 0: numba then knows they
+                # are not negative and skips the wraparound that stops vectorising.
+                dy_chunk = dy[p, q, start:]
+                x_chunk = x[p, q, start:]
+                out_chunk = out[p, q, start:]
+                a_q = a[q]
+                b_q = b[q]
+                c_q = c[q]
+                for s in range(size):
+                    out_chunk[s] = dy_chunk[s] * a_q + x_chunk[s] * b_q + c_q
+    return out
+
+
+@jit(parallel=True)
+def _layer_normalize(x, mean, rstd, weight, bias, out, chunks, threads):
+    """``out[r, m] = (x[r, m] - mean[r]) * rstd[r] * weight[m] + bias[m]`` in ``x``'s dtype."""
+    rows, width = x.shape
+    units = rows * chunks
+    tasks = min(units, TASKS_PER_THREAD * threads)
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        while True:
+            task = fetch_add(next_task, 1)
+            if task >= tasks:
+                break
+            for unit in range(task * units // tasks, (task + 1) * units // tasks):
+                r, chunk = divmod(unit, chunks)
+                start = chunk * CHUNK
+                size = min(CHUNK, width - start)
+                x_chunk = x[r, start:]
+                out_chunk = out[r, start:]
+                weight_chunk = weight[start:]
+                bias_chunk = bias[start:]
+                row_mean = mean[r]
+                row_rstd = rstd[r]
+                for m in range(size):
+                    out_chunk[m] = ((x_chunk[m] - row_mean) * row_rstd * weight_chunk[m]
+                                    + bias_chunk[m])
+    return out
+
+
+@jit(parallel=True)
+def _layer_row_sums(dy, x, weight, chunks, sums, centred_sums, shifts, threads):
+    """Per-task partial ``sum(dy * w)`` and ``sum(dy * w * (x - shifts[r]))`` per row.
+
+    Units are ``(r, chunk)``; ``sums``/``centred_sums`` are ``(tasks, R)``
+    zeros; ``shifts[r]`` is a value of row ``r``, of ``x``'s dtype (see :func:`_chunk_dot`).
+    """
+    rows, width = x.shape
+    units = rows * chunks
+    tasks = sums.shape[0]
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        while True:
+            task = fetch_add(next_task, 1)
+            if task >= tasks:
+                break
+            for unit in range(task * units // tasks, (task + 1) * units // tasks):
+                r, chunk = divmod(unit, chunks)
+                start = chunk * CHUNK
+                total, centred = _chunk_dot(dy[r, start:], x[r, start:], weight[start:],
+                                            min(CHUNK, width - start), shifts[r])
+                sums[task, r] += total
+                centred_sums[task, r] += centred
+    return sums, centred_sums
+
+
+@jit(inline="always")
+def _layer_rows(dy, x, mean, rstd, weight, input_scale, input_offset, grad_input, first_row,
+                row_count, start, size, grad_weight, grad_bias):
+    """:func:`_layer_backward` for ``row_count`` (1 or 2) rows and columns ``[start, + size)``.
+
+    Two rows per pass halve the loads and stores of the float64 column sums.
+    """
+    weight_block = weight[start:]
+    grad_weight_block = grad_weight[start:]
+    grad_bias_block = grad_bias[start:]
+    second = first_row + row_count - 1  # the first row again when row_count is 1
+    dy_a = dy[first_row, start:]
+    x_a = x[first_row, start:]
+    out_a = grad_input[first_row, start:]
+    dy_b = dy[second, start:]
+    x_b = x[second, start:]
+    out_b = grad_input[second, start:]
+    mean_a, rstd_a = mean[first_row], rstd[first_row]
+    scale_a, offset_a = input_scale[first_row], input_offset[first_row]
+    mean_b, rstd_b = mean[second], rstd[second]
+    scale_b, offset_b = input_scale[second], input_offset[second]
+    both = np.float64(row_count - 1)  # 0 or 1: the second row's share of the sums
+    for m in range(size):
+        gradient_a = np.float64(dy_a[m])
+        centred_a = np.float64(x_a[m]) - mean_a
+        gradient_b = np.float64(dy_b[m])
+        centred_b = np.float64(x_b[m]) - mean_b
+        out_a[m] = rstd_a * gradient_a * weight_block[m] + centred_a * scale_a + offset_a
+        out_b[m] = rstd_b * gradient_b * weight_block[m] + centred_b * scale_b + offset_b
+        grad_weight_block[m] += (gradient_a * centred_a * rstd_a
+                                 + both * gradient_b * centred_b * rstd_b)
+        grad_bias_block[m] += gradient_a + both * gradient_b
+
+
+@jit(parallel=True)
+def _layer_backward(dy, x, mean, rstd, weight, input_scale, input_offset, grad_input,
+                    grad_weight, grad_bias, threads):
+    """Layer norm's input gradient and its column sums; a task owns ``COLUMN_BLOCK`` columns.
+
+    ``grad_input[r, m] = rstd[r] * dy * weight[m] + (x - mean[r]) *
+    input_scale[r] + input_offset[r]``, in float64 inside (``x - mean`` must
+    not round in float32); ``grad_weight[m] = sum_r dy * xhat`` and
+    ``grad_bias[m] = sum_r dy`` sum in row order within one task, whatever
+    the thread count.
+    """
+    rows, width = x.shape
+    tasks = (width + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        while True:
+            task = fetch_add(next_task, 1)
+            if task >= tasks:
+                break
+            start = task * COLUMN_BLOCK
+            size = min(COLUMN_BLOCK, width - start)
+            grad_weight_block = grad_weight[start:]
+            grad_bias_block = grad_bias[start:]
+            for m in range(size):
+                grad_weight_block[m] = 0.0
+                grad_bias_block[m] = 0.0
+            for first_row in range(0, rows, 2):
+                _layer_rows(dy, x, mean, rstd, weight, input_scale, input_offset, grad_input,
+                            first_row, min(2, rows - first_row), start, size, grad_weight,
+                            grad_bias)
+    return grad_input, grad_weight, grad_bias
+
+
+def _chunks(length):
+    return max(1, -(-length // CHUNK))
+
+
+def _reduction_tasks(units):
+    return max(1, min(TASKS_PER_THREAD * numba.get_num_threads(), units))
+
+
+def moments(x):
+    """Per ``q``: the mean over ``(p, s)`` and the sum of squared deviations from it.
+
+    Parameters
+    ----------
+    x : ndarray, shape (P, Q, S), float32 or float64, C-contiguous
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ``mean`` and ``m2`` (float64, shape ``(Q,)``); ``m2 / (P * S)`` is
+        the biased variance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastcorr.backends.numba.norm import moments
+    >>> moments(np.array([[[1.0, 3.0]], [[5.0, 7.0]]]))
+    (array([4.]), array([20.]))
+    """
+    batch, slices, length = x.shape
+    if not x.size:
+        return np.full(slices, np.nan), np.zeros(slices)
+    chunks = _chunks(length)
+    tasks = _reduction_tasks(batch * slices * chunks)
+    counts, means, m2s = (np.zeros((tasks, slices)) for _ in range(3))
+    _moments(x, chunks, counts, means, m2s, numba.get_num_threads())
+    return means[0], m2s[0]
+
+
+def moments_dot(dy, x):
+    """``moments(x)`` and ``dot_moments(dy, x, mean)`` in one pass over ``x``.
+
+    Not yet an entry point of the front ends: a normalisation backward that
+    calls it instead of ``moments`` then ``dot_moments`` reads ``x`` once
+    less (see the notes to the lead).
+
+    Returns
+    -------
+    (ndarray, ndarray, ndarray, ndarray)
+        ``mean``, ``m2``, ``sum(dy)`` and ``sum(dy * (x - mean))`` per ``q``, float64.
+    """
+    batch, slices, length = x.shape
+    if not x.size:
+        nothing = np.zeros(slices)
+        return np.full(slices, np.nan), nothing, nothing.copy(), nothing.copy()
+    chunks = _chunks(length)
+    tasks = _reduction_tasks(batch * slices * chunks)
+    counts, means, m2s, sums, centred_sums = (np.zeros((tasks, slices)) for _ in range(5))
+    _moments_dot(dy, x, chunks, counts, means, m2s, sums, centred_sums, numba.get_num_threads())
+    return means[0], m2s[0], sums[0], centred_sums[0]
+
+
+def dot_moments(dy, x, mean):
+    """Per ``q``: ``sum(dy)`` and ``sum(dy * (x - mean[q]))`` over ``(p, s)``, in float64.
+
+    ``dy`` and ``x`` are ``(P, Q, S)`` of one dtype; ``mean`` is float64 ``(Q,)``.
+    """
+    batch, slices, length = x.shape
+    if not x.size:
+        return np.zeros(slices), np.zeros(slices)
+    chunks = _chunks(length)
+    tasks = _reduction_tasks(batch * slices * chunks)
+    sums = np.zeros((tasks, slices))
+    centred_sums = np.zeros((tasks, slices))
+    _dot_moments(dy, x, np.ascontiguousarray(mean, dtype=np.float64), chunks, sums,
+                 centred_sums, numba.get_num_threads())
+    return sums.sum(axis=0), centred_sums.sum(axis=0)
+
+
+def scale_shift(x, scale, shift):
+    """``x * scale[q] + shift[q]`` on a ``(P, Q, S)`` view, in ``x``'s dtype."""
+    out = np.empty_like(x)
+    if x.size:
+        _affine(x, x, scale.astype(x.dtype), np.zeros(x.shape[1], dtype=x.dtype),
+                shift.astype(x.dtype), out, _chunks(x.shape[2]), numba.get_num_threads())
+    return out
+
+
+def axpby(dy, x, a, b, c):
+    """``dy * a[q] + x * b[q] + c[q]`` on ``(P, Q, S)`` views, in ``x``'s dtype."""
+    out = np.empty_like(x)
+    if x.size:
+        _affine(dy, x, a.astype(x.dtype), b.astype(x.dtype), c.astype(x.dtype), out,
+                _chunks(x.shape[2]), numba.get_num_threads())
+    return out
+
+
+def layer_normalize(x, mean, rstd, weight, bias):
+    """Per row ``r``: ``(x - mean[r]) * rstd[r] * weight + bias`` (elementwise affine).
+
+    ``x`` is ``(R, M)``; ``mean``/``rstd`` float64 ``(R,)``; ``weight`` and
+    ``bias`` ``(M,)`` or None (then ones and zeros: one compiled kernel).
+    """
+    out = np.empty_like(x)
+    if x.size:
+        width = x.shape[1]
+        weight = np.ones(width, dtype=x.dtype) if weight is None else weight.astype(x.dtype)
+        bias = np.zeros(width, dtype=x.dtype) if bias is None else bias.astype(x.dtype)
+        _layer_normalize(x, mean.astype(x.dtype), rstd.astype(x.dtype), weight, bias, out,
+                         _chunks(width), numba.get_num_threads())
+    return out
+
+
+def layer_norm_backward(dy, x, mean, rstd, weight):
+    """``(grad_input, sum_r dy * xhat, sum_r dy)`` of layer norm over the rows of ``(R, M)``.
+
+    With ``g = dy * weight`` and ``xhat = (x - mean) * rstd``:
+    ``grad_input = rstd * (g - mean(g) - xhat * mean(g * xhat))`` per row;
+    the column sums are float64.  Two passes: the per-row sums, then the
+    input gradient with the column sums.
+    """
+    rows, width = x.shape
+    grad_input = np.empty_like(x)
+    grad_weight = np.zeros(width)
+    grad_bias = np.zeros(width)
+    if not x.size:
+        return grad_input, grad_weight, grad_bias
+    weight = np.ones(width) if weight is None else weight.astype(np.float64)
+    mean = np.ascontiguousarray(mean, dtype=np.float64)
+    rstd = np.ascontiguousarray(rstd, dtype=np.float64)
+    chunks = _chunks(width)
+    tasks = _reduction_tasks(rows * chunks)
+    sums = np.zeros((tasks, rows))
+    centred_sums = np.zeros((tasks, rows))
+    shifts = np.ascontiguousarray(x[:, 0])
+    _layer_row_sums(dy, x, weight, chunks, sums, centred_sums, shifts, numba.get_num_threads())
+    sum_g = sums.sum(axis=0)
+    sum_g_xhat = (centred_sums.sum(axis=0) + (shifts.astype(np.float64) - mean) * sum_g) * rstd
+    # grad_input = rstd * g - rstd * sum_g / M - (x - mean) * rstd**2 * sum_g_xhat / M
+    input_scale = -rstd * rstd * sum_g_xhat / width
+    input_offset = -rstd * sum_g / width
+    _layer_backward(dy, x, mean, rstd, weight, input_scale, input_offset, grad_input,
+                    grad_weight, grad_bias, numba.get_num_threads())
+    return grad_input, grad_weight, grad_bias
