@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import fastcorr
 import torch_reference as tref
 from helpers import CPU_BACKENDS, assert_close, expected_net_dtype, message_names, random_array
+
+import fastcorr
 
 
 @pytest.fixture(autouse=True, scope="module")

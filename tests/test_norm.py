@@ -16,10 +16,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-
-import fastcorr
 from helpers import (
     CPU_BACKENDS,
     assert_close,
@@ -28,6 +24,10 @@ from helpers import (
     random_array,
     rtol_for,
 )
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import fastcorr
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import CPU_BACKENDS, assert_close, expected_net_dtype, message_names, random_array
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fastcorr
-from helpers import CPU_BACKENDS, assert_close, expected_net_dtype, message_names, random_array
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import CPU_BACKENDS, assert_close
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import fastcorr
-from helpers import CPU_BACKENDS, assert_close
 
 
 @pytest.fixture(autouse=True, scope="module")
