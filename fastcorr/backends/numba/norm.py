@@ -460,6 +460,129 @@ def _layer_backward(dy, x, mean, rstd, weight, input_scale, input_offset, grad_i
     return grad_input, grad_weight, grad_bias
 
 
+@jit(inline="always")
+def _group_moments(x, first_q, group):
+    """``(mean, m2)`` over ``x[:, first_q:first_q + group, :]``, chunk by chunk (Chan et al.)."""
+    batch, _, length = x.shape
+    mean = 0.0
+    m2 = 0.0
+    seen = 0
+    for q in range(first_q, first_q + group):
+        for p in range(batch):
+            for start in range(0, length, CHUNK):
+                size = min(CHUNK, length - start)
+                values = x[p, q, start:]
+                total, total_squares = _chunk_shifted_sums(values, size, values[0])
+                merged = seen + size
+                delta = np.float64(values[0]) + total / size - mean
+                mean += delta * size / merged
+                m2 += (max(total_squares - total * total / size, 0.0)
+                       + delta * delta * seen * size / merged)
+                seen = merged
+    return mean, m2
+
+
+@jit(inline="always")
+def _affine_rows(dy, x, first_q, group, a, b, c, out):
+    """``out[p, q] = dy[p, q] * a[j] + x[p, q] * b[j] + c[j]`` for ``q = first_q + j``."""
+    for j in range(group):
+        for p in range(x.shape[0]):
+            dy_row = dy[p, first_q + j]
+            x_row = x[p, first_q + j]
+            out_row = out[p, first_q + j]
+            a_j = a[j]
+            b_j = b[j]
+            c_j = c[j]
+            for s in range(x.shape[2]):
+                out_row[s] = dy_row[s] * a_j + x_row[s] * b_j + c_j
+
+
+@jit(parallel=True)
+def _standardize(x, group, eps, weight, bias, out, means, variances, threads):
+    """Fused forward: per group of ``group`` slices the moments, then the affine map.
+
+    ``x`` is ``(P, Q, S)``; statistics per group of consecutive ``q`` (over
+    ``p``, those ``q`` and ``s``); ``weight``/``bias`` float64 per ``q``.
+    ``out = x * scale[q] + shift[q]`` with ``scale = rstd * weight`` and
+    ``shift = bias - mean * scale`` rounded to ``x``'s dtype, as the
+    unfused ``scale_shift``.  A task is one group: its second pass reads
+    what the first left in cache.
+    """
+    slices = x.shape[1]
+    tasks = slices // group
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        zero = np.zeros(group, dtype=x.dtype)
+        scales = np.empty(group, dtype=x.dtype)
+        shifts = np.empty(group, dtype=x.dtype)
+        while True:
+            task = fetch_add(next_task, 1)
+            if task >= tasks:
+                break
+            first_q = task * group
+            mean, m2 = _group_moments(x, first_q, group)
+            variance = m2 / (x.shape[0] * group * x.shape[2])
+            rstd = 1.0 / np.sqrt(variance + eps)
+            means[task] = mean
+            variances[task] = variance
+            for j in range(group):
+                scale = rstd * weight[first_q + j]
+                scales[j] = scale
+                shifts[j] = bias[first_q + j] - mean * scale
+            _affine_rows(x, x, first_q, group, scales, zero, shifts, out)
+    return out, means, variances
+
+
+@jit(parallel=True)
+def _standardize_backward(dy, x, group, eps, weight, grad_input, sums, xhat_sums, threads):
+    """Fused backward of :func:`_standardize` (batch statistics), per group of slices.
+
+    Per group: the moments of ``x``; per ``q`` ``sum(dy)`` and ``sum(dy *
+    xhat)``; then ``grad_input = dy * a[q] + x * b + c[q]`` as
+    :func:`fastcorr.norm._affine_backward` writes it (coefficients rounded to
+    ``x``'s dtype).  ``sums``/``xhat_sums`` get the per-``q`` sums (float64)
+    for the weight and bias gradients.
+    """
+    batch, slices, length = x.shape
+    tasks = slices // group
+    count = batch * group * length
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        a = np.empty(group, dtype=x.dtype)
+        b = np.empty(group, dtype=x.dtype)
+        c = np.empty(group, dtype=x.dtype)
+        while True:
+            task = fetch_add(next_task, 1)
+            if task >= tasks:
+                break
+            first_q = task * group
+            mean, m2 = _group_moments(x, first_q, group)
+            rstd = 1.0 / np.sqrt(m2 / count + eps)
+            sum_g = 0.0
+            sum_g_xhat = 0.0
+            for q in range(first_q, first_q + group):
+                total = 0.0
+                centred = 0.0
+                for p in range(batch):
+                    for start in range(0, length, CHUNK):
+                        x_chunk = x[p, q, start:]
+                        chunk_sum, chunk_centred = _chunk_dot_narrow(
+                            dy[p, q, start:], x_chunk, min(CHUNK, length - start), x_chunk[0])
+                        total += chunk_sum
+                        centred += chunk_centred + (np.float64(x_chunk[0]) - mean) * chunk_sum
+                sums[q] = total
+                xhat_sums[q] = centred * rstd
+                sum_g += weight[q] * total
+                sum_g_xhat += weight[q] * centred * rstd
+            slope = -rstd * rstd * sum_g_xhat / count
+            for j in range(group):
+                a[j] = rstd * weight[first_q + j]
+                b[j] = slope
+                c[j] = -rstd * sum_g / count - slope * mean
+            _affine_rows(dy, x, first_q, group, a, b, c, grad_input)
+    return grad_input, sums, xhat_sums
+
+
 def _chunks(length):
     return max(1, -(-length // CHUNK))
 
@@ -603,3 +726,45 @@ def layer_norm_backward(dy, x, mean, rstd, weight):
     _layer_backward(dy, x, mean, rstd, weight, input_scale, input_offset, grad_input,
                     grad_weight, grad_bias, numba.get_num_threads())
     return grad_input, grad_weight, grad_bias
+
+
+def standardize(x, group, eps, weight=None, bias=None):
+    """Fused normalisation forward (not yet an entry point of the front ends).
+
+    ``x`` is ``(P, Q, S)``; statistics (batch statistics, biased variance)
+    per group of ``group`` consecutive ``q``; ``weight``/``bias`` per ``q``
+    or None.  Returns ``(y, mean, var)`` with ``mean``/``var`` float64 per
+    group: what ``moments`` then ``scale_shift`` give, in one call that
+    reads ``x`` once from memory instead of twice (a group's data is read
+    again from cache).  Few groups (fewer than threads) leave threads idle.
+    """
+    batch, slices, length = x.shape
+    groups = slices // group
+    weight = np.ones(slices) if weight is None else np.asarray(weight, dtype=np.float64)
+    bias = np.zeros(slices) if bias is None else np.asarray(bias, dtype=np.float64)
+    out = np.empty_like(x)
+    means = np.empty(groups)
+    variances = np.empty(groups)
+    if x.size:
+        _standardize(x, group, float(eps), weight, bias, out, means, variances,
+                     numba.get_num_threads())
+    return out, means, variances
+
+
+def standardize_backward(dy, x, group, eps, weight=None):
+    """Fused normalisation backward with batch statistics (not yet an entry point).
+
+    Returns ``(grad_input, sum_dy, sum_dy_xhat)``, the last two float64 per
+    ``q``: what ``moments``, ``dot_moments`` and ``axpby`` give in
+    :func:`fastcorr.norm._affine_backward`, reading ``dy`` and ``x`` once
+    from memory instead of three and two times.
+    """
+    slices = x.shape[1]
+    weight = np.ones(slices) if weight is None else np.asarray(weight, dtype=np.float64)
+    grad_input = np.empty_like(x)
+    sums = np.zeros(slices)
+    xhat_sums = np.zeros(slices)
+    if x.size:
+        _standardize_backward(dy, x, group, float(eps), weight, grad_input, sums, xhat_sums,
+                              numba.get_num_threads())
+    return grad_input, sums, xhat_sums
