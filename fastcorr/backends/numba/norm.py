@@ -24,8 +24,9 @@ no partials either.
 Layers: ``@jit(inline='always')`` chunk workers with lane accumulators in
 registers, parallel drivers over tasks (the moments merge their rows
 inside, the plain sums in the wrapper), and the thin entry points.
-``moments_dot`` is a fused ``moments`` + ``dot_moments`` that the front
-ends do not call yet.
+``standardize`` and ``standardize_backward`` fuse statistics and output per
+slice while it is in cache (measured 1.2-1.9x faster, docs/benchmarks.md);
+the front ends do not call them yet.
 """
 
 from __future__ import annotations
@@ -240,47 +241,6 @@ def _moments(x, chunks, counts, means, m2s, threads):
                 counts[task, q] = merged
     _merge_tasks(counts, means, m2s, counts[:0], counts[:0])
     return counts, means, m2s
-
-
-@jit(parallel=True)
-def _moments_dot(dy, x, chunks, counts, means, m2s, sums, centred_sums, threads):
-    """:func:`_moments`, and ``sum(dy)`` and ``sum(dy * (x - mean))`` about each partial's mean.
-
-    Merging moves the centred sum to the merged mean in float64:
-    ``D(m') = D(m) + (m - m') * sum(dy)``.
-    """
-    batch, slices, length = x.shape
-    units = slices * batch * chunks
-    tasks = counts.shape[0]
-    next_task = np.zeros(1, dtype=np.int64)
-    for _ in prange(min(threads, tasks)):
-        while True:
-            task = fetch_add(next_task, 1)
-            if task >= tasks:
-                break
-            for unit in range(task * units // tasks, (task + 1) * units // tasks):
-                q, p, start, size = _unit(unit, chunks, batch, length)
-                values = x[p, q, start:]
-                shift = np.float64(values[0])
-                total, total_squares = _chunk_shifted_sums(values, size, values[0])
-                chunk_sum, chunk_centred = _chunk_dot_narrow(dy[p, q, start:], values, size,
-                                                             values[0])
-                chunk_mean = shift + total / size
-                chunk_m2 = max(total_squares - total * total / size, 0.0)
-                chunk_centred -= (chunk_mean - shift) * chunk_sum
-                count = counts[task, q]
-                merged = count + size
-                old_mean = means[task, q]
-                delta = chunk_mean - old_mean
-                new_mean = old_mean + delta * size / merged
-                centred_sums[task, q] += ((old_mean - new_mean) * sums[task, q] + chunk_centred
-                                          + (chunk_mean - new_mean) * chunk_sum)
-                sums[task, q] += chunk_sum
-                means[task, q] = new_mean
-                m2s[task, q] += chunk_m2 + delta * delta * count * size / merged
-                counts[task, q] = merged
-    _merge_tasks(counts, means, m2s, sums, centred_sums)
-    return counts, means, m2s, sums, centred_sums
 
 
 @jit(parallel=True)
@@ -619,29 +579,6 @@ def moments(x):
     counts, means, m2s = (np.zeros((tasks, slices)) for _ in range(3))
     _moments(x, chunks, counts, means, m2s, numba.get_num_threads())
     return means[0], m2s[0]
-
-
-def moments_dot(dy, x):
-    """``moments(x)`` and ``dot_moments(dy, x, mean)`` in one pass over ``x``.
-
-    Not yet an entry point of the front ends: a normalisation backward that
-    calls it instead of ``moments`` then ``dot_moments`` reads ``x`` once
-    less (see the notes to the lead).
-
-    Returns
-    -------
-    (ndarray, ndarray, ndarray, ndarray)
-        ``mean``, ``m2``, ``sum(dy)`` and ``sum(dy * (x - mean))`` per ``q``, float64.
-    """
-    batch, slices, length = x.shape
-    if not x.size:
-        nothing = np.zeros(slices)
-        return np.full(slices, np.nan), nothing, nothing.copy(), nothing.copy()
-    chunks = _chunks(length)
-    tasks = _reduction_tasks(batch * slices * chunks)
-    counts, means, m2s, sums, centred_sums = (np.zeros((tasks, slices)) for _ in range(5))
-    _moments_dot(dy, x, chunks, counts, means, m2s, sums, centred_sums, numba.get_num_threads())
-    return means[0], m2s[0], sums[0], centred_sums[0]
 
 
 def dot_moments(dy, x, mean):
