@@ -19,6 +19,11 @@ A backend that lacks an entry point simply does not define it; one that
 lacks a combination of arguments raises :class:`Unsupported`.  Both become a
 ``NotImplementedError`` naming the public function, the backend and the
 parameter; ``'auto'`` skips such backends instead.
+
+Some entry points are fused forms of others (``correlate_padded`` is a pad
+and a ``correlate_valid``): the front end passes :func:`run` a ``fallback``
+that composes the plain entry points, used wherever the fused one is absent
+or unsupported, so that only the backends that gain from fusing implement it.
 """
 
 from __future__ import annotations
@@ -151,12 +156,15 @@ def _prepare(name: str) -> None:
         numba.set_num_threads(min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
 
 
-def run(func: str, entry: str, backend: str | None, *args, what: str = ""):
+def run(func: str, entry: str, backend: str | None, *args, what: str = "", fallback=None):
     """Call kernel entry point ``entry`` of the backend in force.
 
     ``func`` is the public function's name for messages; ``what`` says in a
     few words what the entry point computes, for the message of a backend
-    that lacks it.
+    that lacks it.  ``fallback``, if given, is called with ``args`` instead
+    where the backend lacks ``entry`` or raises :class:`Unsupported` (under
+    ``'auto'``: where the first available backend does); it must compute the
+    same result from other entry points.
     """
     name = requested_backend(backend, func)
     if name == "auto":
@@ -165,16 +173,22 @@ def run(func: str, entry: str, backend: str | None, *args, what: str = ""):
                 continue
             impl = getattr(_module(candidate, func), entry, None)
             if impl is None:
+                if fallback is not None:
+                    return fallback(*args)
                 continue
             _prepare(candidate)
             try:
                 return impl(*args)
             except Unsupported:
+                if fallback is not None:
+                    return fallback(*args)
                 continue
         raise AssertionError(f"{func}: no CPU backend implements {entry}")  # naive has all
     module = _module(name, func)
     impl = getattr(module, entry, None)
     if impl is None:
+        if fallback is not None:
+            return fallback(*args)
         others = [other for other in _AUTO_ORDER if other != name and _availability(other)[0]
                   and hasattr(_module(other, func), entry)]
         raise NotImplementedError(
@@ -185,6 +199,8 @@ def run(func: str, entry: str, backend: str | None, *args, what: str = ""):
     try:
         return impl(*args)
     except Unsupported as exc:
+        if fallback is not None:
+            return fallback(*args)
         raise NotImplementedError(
             f"{func}: backend={name!r} does not support this {exc.parameter}: {exc.detail}"
         ) from None

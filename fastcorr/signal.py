@@ -65,25 +65,42 @@ def _valid_swap_needed(func: str, shape1, shape2) -> bool:
     return not in1_larger
 
 
-def _correlate_valid(func: str, x: np.ndarray, kernel: np.ndarray, method: str, backend):
-    """Dispatch one 'valid' correlation ``sum_j x[i + j] * kernel[j]`` (no conjugation)."""
+def _correlate_valid(func: str, x: np.ndarray, kernel: np.ndarray, method: str, backend,
+                     pad_width=None, fillvalue=0):
+    """Dispatch one 'valid' correlation ``sum_j x[i + j] * kernel[j]`` (no conjugation).
+
+    ``pad_width`` ((before, after) per axis) pads ``x`` with ``fillvalue``
+    first; the direct method leaves that to the backend's
+    ``correlate_padded`` where it has one, which pads tile by tile.
+    """
     x = np.ascontiguousarray(x)
     kernel = np.ascontiguousarray(kernel)
+    if pad_width is None or all(before == after == 0 for before, after in pad_width):
+        pad_width = None
+    padded_shape = x.shape if pad_width is None else tuple(
+        n + before + after for n, (before, after) in zip(x.shape, pad_width))
     if method == "auto":
         name = _dispatch.resolved_backend(backend, func)
-        method = _tuning.choose_correlate_method(name, x.shape, kernel.shape, x.dtype)
-    if method == "fft":
-        return _dispatch.run(func, "correlate_fft", backend, x, kernel,
-                             what="FFT correlation (method='fft')")
-    return _dispatch.run(func, "correlate_valid", backend, x, kernel,
-                         what="direct correlation")
+        method = _tuning.choose_correlate_method(name, padded_shape, kernel.shape, x.dtype)
+
+    def pad_and_correlate(x, kernel, pad_width=None, fillvalue=0):
+        if pad_width is not None:
+            x = np.pad(x, pad_width, mode="constant", constant_values=fillvalue)
+        if method == "fft":
+            return _dispatch.run(func, "correlate_fft", backend, x, kernel,
+                                 what="FFT correlation (method='fft')")
+        return _dispatch.run(func, "correlate_valid", backend, x, kernel,
+                             what="direct correlation")
+
+    if method == "fft" or pad_width is None:
+        return pad_and_correlate(x, kernel, pad_width, fillvalue)
+    return _dispatch.run(func, "correlate_padded", backend, x, kernel, pad_width,
+                         np.asarray(fillvalue, dtype=x.dtype)[()], fallback=pad_and_correlate)
 
 
-def _pad(array: np.ndarray, pad_width, mode: str = "constant", fillvalue=0) -> np.ndarray:
+def _pad(array: np.ndarray, pad_width, mode: str) -> np.ndarray:
     if all(before == after == 0 for before, after in pad_width):
         return array
-    if mode == "constant":
-        return np.pad(array, pad_width, mode="constant", constant_values=fillvalue)
     return np.pad(array, pad_width, mode=mode)
 
 
@@ -112,7 +129,7 @@ def _correlate_nd(func, in1, in2, mode, method, backend, *, flip: bool):
             pad_width = [(k - 1, k - 1) for k in in2.shape]
         else:  # 'same': the centre of 'full', as scipy.signal._centered takes it
             pad_width = [(k - 1 - (k - 1) // 2, (k - 1) // 2) for k in in2.shape]
-        out = _correlate_valid(func, _pad(in1, pad_width), kernel, method, backend)
+        out = _correlate_valid(func, in1, kernel, method, backend, pad_width)
     out = _to_result(out, result_dtype)
     return out.reshape(()) if scalar else out
 
@@ -214,8 +231,10 @@ def _correlate_2d(func, in1, in2, mode, boundary, fillvalue, backend, *, flip: b
         pad_width = [(k - 1 - (k - 1) // 2, (k - 1) // 2) for k in in2.shape]
     else:  # correlate2d 'same': SciPy centres the unflipped kernel, extra element after
         pad_width = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in in2.shape]
-    padded = _pad(in1, pad_width, pad_mode, fill)
-    out = _correlate_valid(func, padded, kernel, "auto", backend)
+    if pad_mode == "constant":
+        out = _correlate_valid(func, in1, kernel, "auto", backend, pad_width, fill)
+    else:
+        out = _correlate_valid(func, _pad(in1, pad_width, pad_mode), kernel, "auto", backend)
     return out[::-1, ::-1] if swapped and not flip else out
 
 
@@ -355,7 +374,7 @@ def match_template(image, template, pad_input=False, *, backend=None):
     image = image.astype(dtype, copy=False)
     template = template.astype(dtype, copy=False)
     if pad_input:
-        image = _pad(image, [(t // 2, (t - 1) // 2) for t in template.shape])
+        image = _pad(image, [(t // 2, (t - 1) // 2) for t in template.shape], "constant")
 
     xcorr = _correlate_valid(func, image, template, "auto", backend).astype(np.float64)
     # Sums in float64: the variance is a difference of large sums.

@@ -385,3 +385,40 @@ def test_concurrent_calls_from_threads(backend):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
+
+
+def test_fallback_used_where_the_fused_entry_is_missing_or_unsupported(rng):
+    """run(fallback=...) composes plain entry points where a backend lacks the fused one."""
+    from fastcorr import _dispatch
+
+    x = random_array(rng, (5, 6), np.float64)
+    kernel = random_array(rng, (2, 3), np.float64)
+    pad_width = ((1, 0), (2, 1))
+    calls = []
+
+    def fallback(x, kernel, pad_width, fill):
+        calls.append(x.ndim)
+        return _dispatch.run("test", "correlate_valid", "naive",
+                             np.pad(x, pad_width, constant_values=fill), kernel)
+
+    ref = fallback(x, kernel, pad_width, 0.0)
+    calls.clear()
+    # naive has no correlate_padded: the fallback runs
+    got = _dispatch.run("test", "correlate_padded", "naive", x, kernel, pad_width, 0.0,
+                        fallback=fallback)
+    assert calls == [2]
+    assert_close(got, ref, terms=kernel.size)
+    # numba has it: no fallback
+    got = _dispatch.run("test", "correlate_padded", "numba", x, kernel, pad_width, 0.0,
+                        fallback=fallback)
+    assert calls == [2]
+    assert_close(got, ref, terms=kernel.size)
+    # numba refuses 4-d input (Unsupported): the fallback runs, under 'auto' too
+    x4 = x.reshape(1, 1, 5, 6)
+    for backend in ("numba", "auto"):
+        _dispatch.run("test", "correlate_padded", backend, x4, kernel.reshape(1, 1, 2, 3),
+                      ((0, 0), (0, 0)) + pad_width, 0.0, fallback=fallback)
+    assert calls == [2, 4, 4]
+    # without a fallback a missing entry point is still NotImplementedError
+    with pytest.raises(NotImplementedError, match="backend='naive' does not implement"):
+        _dispatch.run("test", "correlate_padded", "naive", x, kernel, pad_width, 0.0)

@@ -124,3 +124,42 @@ def test_conv2d_backends_agree_with_naive(backend, problem):
     got = fastcorr.conv2d(x, weight, bias, backend=backend, **kwargs)
     assert_close(got, ref, terms=weight[0].size,
                  context=f"{shape} {weight.shape} {kwargs}")
+
+
+@st.composite
+def padded_correlation_problems(draw):
+    """Sizes up to a few hundred positions, so that the numba kernel's tiles,
+    several tasks per volume and windows spanning rows and planes all occur."""
+    ndim = draw(st.integers(1, 3))
+    largest = {1: 3000, 2: 70, 3: 16}[ndim]
+    shape = tuple(draw(st.integers(1, largest)) for _ in range(ndim))
+    kernel = tuple(draw(st.integers(1, 5)) for _ in range(ndim))
+    pad_width = tuple((draw(st.integers(0, 5)), draw(st.integers(0, 5))) for _ in range(ndim))
+    assume(all(n + before + after >= k
+               for n, k, (before, after) in zip(shape, kernel, pad_width)))
+    dtype = draw(st.sampled_from([np.float64, np.float32, np.int64, np.complex128]))
+    fillvalue = draw(st.sampled_from([0, 1, -3]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return shape, kernel, pad_width, dtype, fillvalue, seed
+
+
+@SETTINGS
+@given(problem=padded_correlation_problems())
+def test_numba_correlate_padded_is_pad_then_correlate(problem):
+    """The numba kernel that pads tile by tile equals np.pad then the naive correlation."""
+    from importlib import import_module
+
+    numba_kernels = import_module("fastcorr.backends.numba")
+    naive_kernels = import_module("fastcorr.backends.naive")
+    shape, kernel_shape, pad_width, dtype, fillvalue, seed = problem
+    rng = np.random.default_rng(seed)
+    x = random_array(rng, shape, dtype)
+    kernel = random_array(rng, kernel_shape, dtype)
+    fill = np.asarray(fillvalue, dtype=dtype)[()]
+    padded = np.pad(x, pad_width, constant_values=fill)
+    before = x.copy()
+    got = numba_kernels.correlate_padded(x, kernel, pad_width, fill)
+    ref = naive_kernels.correlate_valid(padded, kernel)
+    assert got.shape == ref.shape and got.dtype == ref.dtype
+    assert_close(got, ref, terms=kernel.size)
+    np.testing.assert_array_equal(x, before)

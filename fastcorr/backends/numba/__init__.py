@@ -1,7 +1,8 @@
 """The numba backend: compiled CPU kernels (``@njit(parallel=True)``).
 
 Entry points (see :mod:`fastcorr._dispatch` for the contract):
-:func:`correlate_valid`, :func:`correlate_fft` (SciPy's FFT, shared),
+:func:`correlate_valid`, :func:`correlate_padded` (the same with implicit
+constant padding), :func:`correlate_fft` (SciPy's FFT, shared),
 :func:`conv_forward`, :func:`unfold`, :func:`fold`; the convolution's adjoints
 :func:`conv_transpose` and :func:`conv_weight_grad`; pooling (:func:`max_pool`,
 :func:`avg_pool` and their backward) and the normalisation kernels
@@ -15,7 +16,7 @@ writable (see :mod:`._jit`).
 
 from ..._fft import correlate_fft
 from .conv import conv_forward
-from .correlate import correlate_valid
+from .correlate import correlate_padded, correlate_valid
 from .grad import conv_transpose, conv_weight_grad
 from .im2col import fold, unfold
 from .norm import axpby, dot_moments, layer_norm_backward, layer_normalize, moments, scale_shift
@@ -29,6 +30,7 @@ __all__ = [
     "conv_transpose",
     "conv_weight_grad",
     "correlate_fft",
+    "correlate_padded",
     "correlate_valid",
     "dot_moments",
     "fold",
