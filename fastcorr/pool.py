@@ -323,7 +323,7 @@ def global_avg_pool2d(x, *, backend=None):
     >>> fastcorr.global_avg_pool2d(np.arange(8.0).reshape(1, 2, 2, 2))
     array([[1.5, 5.5]])
     """
-    return _adaptive_avg("global_avg_pool2d", x, 1, backend)[..., 0, 0]
+    return _global_pool("global_avg_pool2d", x, "avg", backend)
 
 
 def global_max_pool2d(x, *, backend=None):
@@ -335,7 +335,23 @@ def global_max_pool2d(x, *, backend=None):
     >>> fastcorr.global_max_pool2d(np.arange(8.0).reshape(1, 2, 2, 2))
     array([[3., 7.]])
     """
-    return _adaptive_max("global_max_pool2d", x, 1, False, backend)[..., 0, 0]
+    return _global_pool("global_max_pool2d", x, "max", backend)
+
+
+def _global_pool(func, x, kind, backend):
+    """``kind`` ('avg' or 'max') of every plane: the backend's ``global_{kind}_pool``
+    where it has that fused entry point, else adaptive pooling to one bin."""
+    x, unbatched = _input(func, x, 2)
+
+    def one_bin(x):
+        windows = _adaptive_windows_of(func, x, 1)
+        if kind == "avg":
+            return _dispatch.run(func, "avg_pool", backend, x, windows, what="average pooling")
+        return _dispatch.run(func, "max_pool", backend, x, windows, what="max pooling")[0]
+
+    out = _dispatch.run(func, f"global_{kind}_pool", backend, x, fallback=one_bin)
+    out = out.reshape(x.shape[:2])
+    return out[0] if unbatched else out
 
 
 def _grad_output(func, grad_output, lifted_shape, spatial_ndim, unbatched, dtype):

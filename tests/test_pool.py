@@ -436,6 +436,25 @@ def test_global_pools(shape, dtype, backend, rng):
                  terms=shape[2] * shape[3])
 
 
+@pytest.mark.parametrize("backend", POOL_BACKENDS)
+@pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
+def test_global_pools_long_planes_with_nan_and_inf(dtype, backend, rng):
+    """Planes longer than the numba kernels' lanes and chunks; NaN wins, inf is a value."""
+    x = random_array(rng, (2, 4, 70, 91), dtype)
+    x[0, 1, 60, 5] = np.nan
+    x[0, 2, 3, 4] = np.inf
+    x[0, 2, 50, 90] = -np.inf
+    x[1, 0] = -np.inf
+    x[1, 3, 69, 90] = np.nan  # the very last element
+    view = x[:, ::-1, :, ::-1]  # negative strides too
+    for sample in (x, view, x[1]):  # batched, non-contiguous, unbatched
+        got = fastcorr.global_max_pool2d(sample, backend=backend)
+        np.testing.assert_array_equal(got, np.max(sample, axis=(-2, -1)))
+        got = fastcorr.global_avg_pool2d(sample, backend=backend)
+        assert_close(got, np.mean(sample.astype(np.float64), axis=(-2, -1)), dtype=dtype,
+                     terms=70 * 91)
+
+
 # --------------------------------------------------------------------------------------
 # gradients: torch autograd in float64
 

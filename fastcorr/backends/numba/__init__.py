@@ -5,7 +5,8 @@ Entry points (see :mod:`fastcorr._dispatch` for the contract):
 constant padding), :func:`correlate_fft` (SciPy's FFT, shared),
 :func:`conv_forward`, :func:`unfold`, :func:`fold`; the convolution's adjoints
 :func:`conv_transpose` and :func:`conv_weight_grad`; pooling (:func:`max_pool`,
-:func:`avg_pool` and their backward) and the normalisation kernels
+:func:`avg_pool` and their backward, values-only
+:func:`global_avg_pool` and :func:`global_max_pool`) and the normalisation kernels
 (:func:`moments`, :func:`dot_moments`, :func:`scale_shift`, :func:`axpby`,
 :func:`layer_normalize`, :func:`layer_norm_backward`).
 
@@ -20,7 +21,14 @@ from .correlate import correlate_padded, correlate_valid
 from .grad import conv_transpose, conv_weight_grad
 from .im2col import fold, unfold
 from .norm import axpby, dot_moments, layer_norm_backward, layer_normalize, moments, scale_shift
-from .pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward
+from .pool import (
+    avg_pool,
+    avg_pool_backward,
+    global_avg_pool,
+    global_max_pool,
+    max_pool,
+    max_pool_backward,
+)
 
 __all__ = [
     "avg_pool",
@@ -34,6 +42,8 @@ __all__ = [
     "correlate_valid",
     "dot_moments",
     "fold",
+    "global_avg_pool",
+    "global_max_pool",
     "layer_norm_backward",
     "layer_normalize",
     "max_pool",
