@@ -20,10 +20,13 @@ lacks a combination of arguments raises :class:`Unsupported`.  Both become a
 ``NotImplementedError`` naming the public function, the backend and the
 parameter; ``'auto'`` skips such backends instead.
 
-Some entry points are fused forms of others (``correlate_padded`` is a pad
-and a ``correlate_valid``): the front end passes :func:`run` a ``fallback``
-that composes the plain entry points, used wherever the fused one is absent
-or unsupported, so that only the backends that gain from fusing implement it.
+Some entry points are fused forms of others: ``correlate_padded(x, kernel,
+pad_width, fillvalue)`` is a constant pad and a ``correlate_valid``;
+``global_avg_pool(x)`` / ``global_max_pool(x)`` are average / max pooling
+with one window per plane, values only.  The front end passes :func:`run` a
+``fallback`` that composes the plain entry points, used wherever the fused
+one is absent or unsupported, so that only the backends that gain from
+fusing implement it.
 """
 
 from __future__ import annotations
