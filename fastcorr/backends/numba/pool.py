@@ -651,12 +651,7 @@ def global_avg_pool(x):
     Returns an ``(N, C)`` array of ``x``'s dtype; the front end's fallback,
     :func:`avg_pool` with one window, gives the same values a little slower.
     """
-    out = np.empty(x.shape[:2], dtype=x.dtype)
-    if out.size and not x[0, 0].size:
-        raise Unsupported("x", "empty planes")  # the front end's fallback says what to do
-    if out.size:
-        _global_pool(x.reshape(out.size, -1), False, out.reshape(-1))
-    return out
+    return _pool_volumes(x, False)
 
 
 def global_max_pool(x):
@@ -665,12 +660,16 @@ def global_max_pool(x):
     Returns an ``(N, C)`` array of ``x``'s dtype: :func:`max_pool` with one
     window, without computing the indices.
     """
+    return _pool_volumes(x, True)
+
+
+def _pool_volumes(x, maximum):
     out = np.empty(x.shape[:2], dtype=x.dtype)
-    if out.size and not x[0, 0].size:
+    if out.size == 0:
+        return out
+    if x[0, 0].size == 0:
         raise Unsupported("x", "empty planes")  # the front end's fallback says what to do
-    if out.size:
-        _global_pool(x.reshape(out.size, -1), True, out.reshape(-1))
-    return out
+    return _global_pool(x.reshape(out.size, -1), maximum, out.reshape(-1)).reshape(out.shape)
 
 
 def max_pool_backward(grad_output, indices, in_spatial):
