@@ -1,4 +1,4 @@
-"""pytest-benchmark setup for bench/: the standard workloads, one group per workload and size.
+"""pytest-benchmark setup for bench/: the standard workloads C1-C6, one group per case.
 
 ``pytest bench/ --benchmark-only`` runs them (docs/benchmarks.md). The workload table and the
 implementations come from :mod:`fastcorr.bench`, as for ``fastcorr bench``;
@@ -6,7 +6,8 @@ each implementation's result is checked against a float64 reference once per
 case before it is timed. Threads are set for every library to all usable
 cores. The naive loops, and the scipy backend's conv2d (one SciPy call per
 image and filter), are left out: at these sizes they take minutes per call
-(``fastcorr bench`` estimates them from smaller cases).
+(``fastcorr bench`` estimates them from smaller cases). C7 and C8 measure
+fresh processes: ``fastcorr bench --ops c7,c8``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 
 import pytest
 
-from fastcorr.bench import environment, implementations, runner, workloads
+from fastcorr.bench import environment, implementations, references, runner, workloads
 
 BUDGET_S = 0.5  # timed rounds per test, about
 WARMUP_S = 0.25  # at least this before timing (docs/benchmarks.md)
@@ -39,17 +40,17 @@ def _threads_for_every_library():
 @functools.lru_cache(maxsize=2)
 def _inputs_and_reference(case):
     inputs = case.make_inputs()
-    return inputs, implementations.REFERENCES[case.op](case, *inputs)
+    return inputs, references.REFERENCES[case.op](case, *inputs)
 
 
 def pytest_generate_tests(metafunc):
-    """A test module with ``OP = 'c1'`` (or 'c2') gets every case x implementation of it."""
+    """A test module with ``OP = 'c1'`` (... 'c6') gets every case x implementation of it."""
     op = getattr(metafunc.module, "OP", None)
     if op is None:
         return
     full_size = [impl for impl in implementations.for_op(op) if impl.shrink is None]
     # Case by case (the first parametrize varies slowest): one input set alive at a time.
-    metafunc.parametrize("case", workloads.select(op, "all"), ids=lambda case: case.case_id)
+    metafunc.parametrize("case", workloads.select(op, "full"), ids=lambda case: case.case_id)
     metafunc.parametrize("impl", full_size, ids=lambda impl: impl.key)
 
 
@@ -79,7 +80,8 @@ def measure(benchmark):
         slow = first_call_s >= BUDGET_S and not impl.compiles
         call_s = first_call_s if slow else runner.time_calls(call, 1)
         benchmark.group = f"{case.op.upper()} {case.label}"
-        benchmark.extra_info.update(gflop=case.flops / 1e9, implementation=impl.name)
+        unit = "gflop" if case.rate_unit == workloads.FLOPS else "gb"
+        benchmark.extra_info.update({unit: case.work / 1e9, "implementation": impl.name})
         benchmark.pedantic(call, **plan(call_s))
 
     return run

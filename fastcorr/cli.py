@@ -3,9 +3,11 @@
 Examples
 --------
 ``fastcorr info`` lists versions, threads, thread pools and backends;
-``fastcorr bench --quick --out bench-results`` times the standard C1 and C2
-workloads (docs/benchmarks.md) in about a minute on two cores and writes ``results.json`` and
-``report.md`` to ``bench-results/``.
+``fastcorr bench --quick --out bench-results`` times a few cases of every
+standard workload (docs/benchmarks.md) in under a minute on two cores and
+writes ``results.json``, ``report.md`` and PNG plots to ``bench-results/``;
+``fastcorr bench --compare old/results.json new/results.json`` compares two
+runs.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import json
 import shlex
 import sys
 import time
+from pathlib import Path
 
-from .bench import environment, implementations, report, runner, workloads
+from .bench import environment, implementations, plots, report, runner, workloads
 
 
 def _info_lines(facts: dict) -> list[str]:
@@ -45,8 +48,10 @@ def _info_lines(facts: dict) -> list[str]:
     for name, status in facts["backends"].items():
         state = "available" if status["available"] else f"unavailable: {status['reason']}"
         lines.append(f"  {name:<7}{state}")
-    gpus = facts["gpus"]
-    lines.append(f"GPU: {', '.join(gpus) if isinstance(gpus, list) else gpus}")
+    gpu = facts["gpu"]
+    devices = ", ".join(gpu["devices"]) if gpu["devices"] else f"none ({gpu['reason']})"
+    lines.append(f"GPU: {devices}; driver {gpu['driver_version']}, "
+                 f"torch CUDA {gpu['torch_cuda_version']}")
     return lines
 
 
@@ -76,23 +81,65 @@ def _list_option(value: str, allowed, option: str) -> list[str]:
     return items
 
 
-def _settings(args):
-    if args.smoke:  # exercises the code, measures nothing meaningful
+def _profile(args) -> str:
+    if args.smoke:  # tiny shapes: exercises the code, measures nothing meaningful
+        return "smoke"
+    return "quick" if args.quick else "full" if args.full else "default"
+
+
+def _settings(args, profile: str):
+    if profile == "smoke":
         return runner.Settings(repeat=args.repeat or 2, warmup_s=0.01, min_sample_s=0.001,
-                        budget_s=0.5, settle_s=0.0)
-    return runner.Settings(repeat=args.repeat or (3 if args.quick else 5))
+                               budget_s=0.5, settle_s=0.0)
+    return runner.Settings(repeat=args.repeat or (3 if profile == "quick" else 5))
+
+
+# Workloads whose targets are shares of the machine's measured sgemm or copy speed.
+_PEAK_OPS = ("c2", "c3", "c4", "c5")
+
+
+def _peaks(ops, profile: str) -> dict | None:
+    if not set(ops) & set(_PEAK_OPS):
+        return None
+    if profile == "smoke":
+        return environment.measure_peaks(copy_bytes=1_000_000, gemm_size=64, settle_s=0.0)
+    return environment.measure_peaks()
+
+
+def _write_outputs(out_dir, results, collected, settings, command) -> None:
+    written = report.write(out_dir, results, collected, settings, command)
+    if plots.available():
+        written += plots.write(results, out_dir)
+    else:
+        print("fastcorr bench: matplotlib is not installed: no plots (pip install "
+              "'fastcorr[bench]')", file=sys.stderr)
+    print(f"wrote {', '.join(map(str, written))}", file=sys.stderr)
+
+
+def compare(args) -> int:
+    """``fastcorr bench --compare OLD NEW``: time ratios of two results.json files."""
+    try:
+        old, new = (json.loads(Path(path).read_text()) for path in args.compare)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"fastcorr bench --compare: {exc}") from None
+    print(f"NEW {args.compare[1]} against OLD {args.compare[0]}:")
+    print(report.compare(old, new))
+    return 0
 
 
 def bench(args) -> int:
-    """``fastcorr bench``: time the standard workloads, print the table, write the report."""
+    """``fastcorr bench``: time the standard workloads, print the tables, write the report."""
+    if args.compare:
+        return compare(args)
     ops = _list_option(args.ops, workloads.OPS, "--ops")
-    backends = _list_option(args.backends, implementations.FASTCORR_KEYS, "--backends")
+    backends = _list_option(args.backends, implementations.FASTCORR_KEYS
+                            + implementations.OPTIONAL_KEYS, "--backends")
     peers = [] if args.peers == "none" else _list_option(args.peers, implementations.peer_keys(),
                                                          "--peers")
     dtypes = _list_option(args.dtype, workloads.DTYPES, "--dtype") if args.dtype else None
-    profile = "smoke" if args.smoke else "quick" if args.quick else "default"
+    profile = _profile(args)
     cases = [case for op in ops for case in workloads.select(op, profile, dtypes)]
-    settings = _settings(args)
+    settings = _settings(args, profile)
     threads = args.threads or environment.usable_cpus()
     command = shlex.join(["fastcorr", *args.argv])
 
@@ -105,12 +152,12 @@ def bench(args) -> int:
             print(f"fastcorr bench: warning: load average {collected['load_average']:.2f} before "
                   f"the run: other processes compete for the cores, timings will be noisy",
                   file=sys.stderr)
+        collected["peaks"] = _peaks(ops, profile)
         results = runner.run(cases, lambda op: implementations.for_op(op, backends, peers),
-                             settings)
-    print(report.text_report(results))
+                             settings, threads=threads)
+    print(report.text_report(results, collected["peaks"]))
     if args.out:
-        written = report.write(args.out, results, collected, settings, command)
-        print(f"wrote {', '.join(map(str, written))}", file=sys.stderr)
+        _write_outputs(args.out, results, collected, settings, command)
     print(f"fastcorr bench: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
 
@@ -127,28 +174,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_parser = commands.add_parser(
         "bench", help="time the standard workloads (docs/benchmarks.md)",
-        description="Time the standard workloads, C1 (correlate2d) and C2 (conv2d), on "
-                    "fastcorr's backends and the installed peers (docs/benchmarks.md). "
-                    "Default: --quick plus C1's modes 'full' and 'valid' (about 3 minutes on "
-                    "2 cores).")
-    bench_parser.add_argument("--quick", action="store_true",
-                              help="C1 in mode 'same' only (float32; float64 at k = 3 and 31) "
-                                   "and C2, 3 repeats: about a minute on 2 cores")
-    bench_parser.add_argument("--ops", default="c1,c2", help="workloads, comma-separated "
-                              "(default: c1,c2)")
+        description="Time the standard workloads C1-C8 (docs/benchmarks.md) on fastcorr's "
+                    "backends and the installed peers, check BENCH.md's targets, print the "
+                    "tables and, with --out, write results.json, report.md and PNG plots. "
+                    "Default: every workload, C1 in mode 'same' only (about 3 minutes on 2 "
+                    "cores).")
+    selection = bench_parser.add_mutually_exclusive_group()
+    selection.add_argument("--quick", action="store_true",
+                           help="a few cases of every workload but C8, 3 repeats: under a "
+                                "minute on 2 cores")
+    selection.add_argument("--full", action="store_true",
+                           help="every case at BENCH.md's sizes, every C1 mode and dtype")
+    bench_parser.add_argument("--ops", default=",".join(workloads.OPS),
+                              help="workloads, comma-separated (default: %(default)s)")
     bench_parser.add_argument("--backends", default=",".join(implementations.FASTCORR_KEYS),
                               help="fastcorr backends, comma-separated (default: %(default)s; "
-                                   "naive is timed on a smaller case and extrapolated)")
+                                   "also cuda; naive is timed on a smaller case and "
+                                   "extrapolated)")
     bench_parser.add_argument("--peers", default=",".join(implementations.peer_keys()),
                               help="peers, comma-separated, or 'none' (default: %(default)s; "
                                    "those not installed are listed as unavailable)")
-    bench_parser.add_argument("--dtype", help="float32 and/or float64: every shape of the "
-                              "selection in these dtypes (default: the standard mix)")
+    bench_parser.add_argument("--dtype", help="float32 and/or float64: every C1 and C2 shape "
+                              "of the selection in these dtypes (default: the standard mix)")
     bench_parser.add_argument("--threads", type=_positive_int, help="threads for every library "
                               "(default: all usable cores)")
     bench_parser.add_argument("--repeat", type=_positive_int,
                               help="timed samples per implementation (default 5, --quick 3)")
-    bench_parser.add_argument("--out", help="directory for results.json and report.md")
+    bench_parser.add_argument("--out", help="directory for results.json, report.md and the "
+                              "plots")
+    bench_parser.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"),
+                              help="instead of timing: the time ratios NEW / OLD of two "
+                                   "results.json files, case by case, and their geometric mean")
     bench_parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     bench_parser.set_defaults(handler=bench)
     return parser

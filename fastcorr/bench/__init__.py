@@ -1,12 +1,18 @@
 """The standard workloads (docs/benchmarks.md), timed side by side: ``fastcorr bench``.
 
-* :mod:`~fastcorr.bench.workloads`: the workload table (C1, C2) as data;
+* :mod:`~fastcorr.bench.workloads`: the workload table (C1-C8) and the selections, as data;
 * :mod:`~fastcorr.bench.peers`: the libraries fastcorr is compared with;
+* :mod:`~fastcorr.bench.references`: the float64 results everything is checked against;
 * :mod:`~fastcorr.bench.implementations`: fastcorr's backends and the peers
   as one registry of callables per workload;
-* :mod:`~fastcorr.bench.environment`: versions, threads and thread pools;
+* :mod:`~fastcorr.bench.environment`: versions, threads, thread pools, GPU,
+  and the machine's measured copy and sgemm speeds;
 * :mod:`~fastcorr.bench.runner`: checking and timing;
-* :mod:`~fastcorr.bench.report`: the table, ``report.md`` and ``results.json``.
+* :mod:`~fastcorr.bench.process`: C7 and C8, measured in fresh processes;
+* :mod:`~fastcorr.bench.ratios`, :mod:`~fastcorr.bench.targets`: speed-ups,
+  and BENCH.md's targets judged on them;
+* :mod:`~fastcorr.bench.report`, :mod:`~fastcorr.bench.plots`: the tables,
+  ``report.md``, ``results.json``, ``--compare`` and the PNG plots.
 
 Nothing here is imported by ``import fastcorr``.
 """

@@ -13,6 +13,7 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
+import time
 
 import numpy as np
 
@@ -108,17 +109,68 @@ def thread_counts() -> dict[str, int | None]:
     return counts
 
 
-def gpus() -> list[str] | str:
-    """Names of the CUDA devices numba sees, or why there are none."""
+def gpu() -> dict:
+    """The CUDA devices numba sees, the driver's and torch's CUDA versions (None: absent).
+
+    ``reason`` says why there are no devices, where there are none.
+    """
+    found = {"devices": None, "driver_version": None, "torch_cuda_version": None,
+             "reason": None}
+    if importlib.util.find_spec("torch") is not None:
+        found["torch_cuda_version"] = importlib.import_module("torch").version.cuda
     try:
         from numba import cuda
 
         if not cuda.is_available():
-            return "none (numba.cuda finds no CUDA driver or device)"
-        return [device.name.decode() if isinstance(device.name, bytes) else str(device.name)
-                for device in cuda.list_devices()]
+            found["reason"] = "numba.cuda finds no CUDA driver or device"
+            return found
+        found["devices"] = [device.name.decode() if isinstance(device.name, bytes)
+                            else str(device.name) for device in cuda.list_devices()]
+        major, minor = cuda.cudadrv.driver.driver.get_version()
+        found["driver_version"] = f"CUDA {major}.{minor}"
     except Exception as exc:  # noqa: BLE001 - a broken CUDA install is a finding, not a crash
-        return f"unknown ({type(exc).__name__}: {exc})"
+        found["reason"] = f"{type(exc).__name__}: {exc}"
+    return found
+
+
+def best_seconds(call, repeat: int) -> float:
+    """Fastest of ``repeat`` timed calls of ``call``, after one untimed call."""
+    call()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure_peaks(copy_bytes: int = 100_000_000, gemm_size: int = 4096,
+                  settle_s: float = 0.25) -> dict:
+    """The machine's measured copy bandwidth and sgemm speed, the targets' yardsticks.
+
+    Parameters
+    ----------
+    copy_bytes : int
+        Size of the array ``np.copyto`` copies (float64).
+    gemm_size : int
+        ``n`` of the float32 ``n x n @ n x n`` product (NumPy's BLAS).
+    settle_s : float
+        Pause after the products: BLAS threads keep spinning meanwhile.
+
+    Returns
+    -------
+    dict
+        ``copy_GBps`` (read + write counted, best of 5) and ``sgemm_GFLOPs``
+        (best of 2), with the sizes.
+    """
+    source = np.random.default_rng(0).standard_normal(copy_bytes // 8)
+    target = np.empty_like(source)
+    copy_s = best_seconds(lambda: np.copyto(target, source), 5)
+    a = np.random.default_rng(1).standard_normal((gemm_size, gemm_size)).astype(np.float32)
+    gemm_s = best_seconds(lambda: a @ a, 2)
+    time.sleep(settle_s)
+    return {"copy_GBps": 2 * source.nbytes / copy_s / 1e9, "copy_bytes": source.nbytes,
+            "sgemm_GFLOPs": 2 * gemm_size**3 / gemm_s / 1e9, "sgemm_size": gemm_size}
 
 
 def load_average() -> float | None:
@@ -143,7 +195,7 @@ def collect() -> dict:
         "threads": thread_counts(),
         "thread_pools": thread_pools(),
         "backends": backend_status(),
-        "gpus": gpus(),
+        "gpu": gpu(),
     }
 
 

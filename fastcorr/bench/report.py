@@ -1,40 +1,34 @@
-"""Turning results into the terminal table, ``report.md`` and ``results.json``.
+"""Turning results into the terminal tables, ``report.md``, ``results.json`` and ``--compare``.
 
-Speed-ups are ``baseline time / implementation time`` within one case, so a
-figure above 1 means faster than the baseline (the baselines of docs/benchmarks.md:
-``scipy.signal.correlate2d`` and torch for C1, torch for C2).
+Speed-ups are ``baseline time / implementation time`` within one case
+(:mod:`~fastcorr.bench.ratios`), against the baselines of docs/benchmarks.md:
+``scipy.signal.correlate2d`` and torch for C1, NumPy's sliding-window copy
+and torch for C3, torch for the others.  C7 and C8 have tables of their own.
+
+Examples
+--------
+>>> format_seconds(0.00123), format_seconds(2.5, estimated=True)
+('1.23 ms', '~2.5 s')
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 
+from . import targets
 from .environment import describe_pool
 from .implementations import BASELINES
+from .process import MIB
+from .ratios import geomean, speedups
 
-_TITLES = {"c1": "C1: correlate2d, one channel", "c2": "C2: conv2d, NCHW"}
-_BASELINE_HEADERS = {"correlate2d": "vs correlate2d", "torch": "vs torch"}
-
-
-def speedups(results) -> dict[tuple[str, str], dict[str, float]]:
-    """``{(case_id, key): {baseline_key: speed-up}}`` for every timed result."""
-    by_case = {}
-    for result in results:
-        if result.seconds:
-            by_case.setdefault(result.case_id, {})[result.key] = result.seconds
-    table = {}
-    for result in results:
-        if not result.seconds:
-            continue
-        times = by_case[result.case_id]
-        table[(result.case_id, result.key)] = {
-            baseline: times[baseline] / result.seconds
-            for baseline in BASELINES[result.op] if baseline in times
-        }
-    return table
+TITLES = {"c1": "C1: correlate2d, one channel", "c2": "C2: conv2d, NCHW",
+          "c3": "C3: unfold (im2col)", "c4": "C4: pooling", "c5": "C5: normalisation",
+          "c6": "C6: conv2d_backward", "c7": "C7: first-call latency (fresh processes)",
+          "c8": "C8: peak memory (fresh processes)"}
+_BASELINE_HEADERS = {"correlate2d": "vs correlate2d", "torch": "vs torch",
+                     "sliding-window": "vs sliding_window"}
 
 
 def format_seconds(seconds: float | None, estimated: bool = False) -> str:
@@ -54,10 +48,16 @@ def _note(result) -> str:
     return f"{result.status}: {result.note}"
 
 
+def _rate_unit(results, op) -> str:
+    return next((r.rate_unit for r in results if r.op == op), None) or "rate"
+
+
 def rows(results, op: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows of one workload's table."""
+    if op not in BASELINES:
+        return _process_rows(results, op)
     baselines = BASELINES[op]
-    header = ["case", "implementation", "median", "GFLOP/s"]
+    header = ["case", "implementation", "median", _rate_unit(results, op)]
     header += [_BASELINE_HEADERS[b] for b in baselines] + ["note"]
     ratios = speedups(results)
     body = []
@@ -65,11 +65,34 @@ def rows(results, op: str) -> tuple[list[str], list[list[str]]]:
         if result.op != op:
             continue
         ratio = ratios.get((result.case_id, result.key), {})
-        gflops = f"{result.gflops:.3g}" if result.gflops else "-"
+        rate = f"{result.rate:.3g}" if result.rate else "-"
         body.append([result.case_label, result.implementation,
-                     format_seconds(result.seconds, result.estimated), gflops]
+                     format_seconds(result.seconds, result.estimated), rate]
                     + [f"{ratio[b]:.3g}x" if b in ratio else "-" for b in baselines]
                     + [_note(result)])
+    return header, body
+
+
+def _process_rows(results, op: str) -> tuple[list[str], list[list[str]]]:
+    """C7: seconds per sample; C8: resident memory above inputs and output."""
+    if op == "c7":
+        header = ["case", "median", "samples", "note"]
+        body = [[r.case_label, format_seconds(r.seconds),
+                 ", ".join(format_seconds(s) for s in r.samples), _note(r)]
+                for r in results if r.op == op]
+        return header, body
+    header = ["case", "call", "extra memory", "limit", "output", "inputs", "note"]
+    body = []
+    for r in results:
+        if r.op != op:
+            continue
+        m = r.measures
+
+        def mib(key, m=m):
+            return f"{m[key] / MIB:.1f} MiB" if m.get(key) is not None else "-"
+        body.append([r.case_label, format_seconds(r.seconds), mib("extra_bytes"),
+                     mib("limit_bytes"), mib("output_bytes"), mib("input_bytes"),
+                     r.status if r.status != "ok" else m.get("method", "")])
     return header, body
 
 
@@ -86,13 +109,17 @@ def summary(results, op: str) -> tuple[list[str], list[list[str]]]:
         cells = []
         for baseline in baselines:
             values = [ratio[baseline] for ratio in per_case if baseline in ratio]
-            if values:
-                geomean = math.exp(sum(map(math.log, values)) / len(values))
-                cells += [f"{geomean:.3g}x", f"{min(values):.3g}x"]
-            else:
-                cells += ["-", "-"]
+            cells += ([f"{geomean(values):.3g}x", f"{min(values):.3g}x"] if values
+                      else ["-", "-"])
         body.append([name] + cells + [str(sum(1 for ratio in per_case if ratio))])
     return header, body
+
+
+def target_rows(checked: list[dict], op: str) -> tuple[list[str], list[list[str]]]:
+    """BENCH.md's targets of ``op`` with the figure and the verdict."""
+    verdicts = {True: "met", False: "NOT MET", None: "-"}
+    return (["target (BENCH.md)", "figure (fastcorr auto)", "verdict"],
+            [[c["target"], c["figure"], verdicts[c["met"]]] for c in checked if c["op"] == op])
 
 
 def text_table(header: list[str], body: list[list[str]], note_width: int = 60) -> str:
@@ -111,13 +138,23 @@ def markdown_table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join([line(header), line(["---"] * len(header))] + [line(row) for row in body])
 
 
-def text_report(results) -> str:
-    """The tables ``fastcorr bench`` prints."""
+def _sections(results, checked, table, heading):
+    """Per workload: its table, speed-up summary and targets, formatted by ``table``."""
     parts = []
     for op in dict.fromkeys(r.op for r in results):
-        parts += [_TITLES[op], text_table(*rows(results, op)), "",
-                  f"{_TITLES[op]}: speed-ups", text_table(*summary(results, op)), ""]
-    return "\n".join(parts)
+        parts += [heading(TITLES[op]), table(*rows(results, op)), ""]
+        if op in BASELINES:
+            parts += ["Speed-ups (geometric mean and minimum over the cases):", "",
+                      table(*summary(results, op)), ""]
+        if any(c["op"] == op for c in checked):
+            parts += ["Targets:", "", table(*target_rows(checked, op)), ""]
+    return parts
+
+
+def text_report(results, peaks: dict | None = None) -> str:
+    """The tables ``fastcorr bench`` prints."""
+    checked = targets.evaluate(results, peaks)
+    return "\n".join(_sections(results, checked, text_table, lambda title: title))
 
 
 def _environment_lines(environment: dict, settings) -> list[str]:
@@ -129,10 +166,18 @@ def _environment_lines(environment: dict, settings) -> list[str]:
     pools = environment["thread_pools"]
     if isinstance(pools, list):
         pools = "; ".join(f"{describe_pool(pool)} ({pool['prefix']})" for pool in pools)
+    gpu = environment["gpu"]
+    peaks = environment.get("peaks")
+    measured = (f"copy {peaks['copy_GBps']:.1f} GB/s (read + write), sgemm "
+                f"{peaks['sgemm_GFLOPs']:.0f} GFLOP/s (n = {peaks['sgemm_size']})"
+                if peaks else "not measured")
     return [
         f"- date: {environment['date']}",
         f"- machine: {environment['cpu']}, {environment['usable_cpus']} usable CPUs, "
         f"{environment['platform']}; load average {environment['load_average']} before the run",
+        f"- measured: {measured}",
+        f"- GPU: {', '.join(gpu['devices']) if gpu['devices'] else 'none'}; driver "
+        f"{gpu['driver_version']}",
         f"- versions: {versions}",
         f"- threads: {threads}; numba threading layer {layer['used']} "
         f"(configured {layer['configured']})",
@@ -145,14 +190,13 @@ def _environment_lines(environment: dict, settings) -> list[str]:
 
 
 def markdown_report(results, environment: dict, settings, command: str) -> str:
-    """``report.md``: environment, then per workload the table and its speed-up summary."""
+    """``report.md``: environment, then per workload its table, speed-ups and targets."""
     parts = ["# fastcorr bench", "", f"Command: `{command}`", ""]
     parts += _environment_lines(environment, settings) + [""]
-    for op in dict.fromkeys(r.op for r in results):
-        parts += [f"## {_TITLES[op]}", "", markdown_table(*rows(results, op)), "",
-                  "Speed-ups (geometric mean and minimum over the cases):", "",
-                  markdown_table(*summary(results, op)), ""]
-    parts.append("`~` marks a time extrapolated by flops from a smaller case (the naive loops).")
+    checked = targets.evaluate(results, environment.get("peaks"))
+    parts += _sections(results, checked, markdown_table, lambda title: f"## {title}\n")
+    parts.append("`~` marks a time extrapolated from a smaller case (the naive loops), by the "
+                 "ratio of the cases' work (flops or bytes).")
     return "\n".join(parts) + "\n"
 
 
@@ -162,11 +206,12 @@ def results_json(results, environment: dict, settings, command: str) -> dict:
     records = []
     for result in results:
         record = dataclasses.asdict(result)
-        record["gflops"] = result.gflops
+        record["rate"] = result.rate
         record["speedup"] = ratios.get((result.case_id, result.key), {})
         records.append(record)
     return {"command": command, "settings": dataclasses.asdict(settings),
-            "environment": environment, "results": records}
+            "environment": environment, "results": records,
+            "targets": targets.evaluate(results, environment.get("peaks"))}
 
 
 def write(out_dir, results, environment: dict, settings, command: str) -> list[Path]:
@@ -178,3 +223,50 @@ def write(out_dir, results, environment: dict, settings, command: str) -> list[P
                                     indent=1) + "\n")
     markdown_path.write_text(markdown_report(results, environment, settings, command))
     return [json_path, markdown_path]
+
+
+def compare(old: dict, new: dict) -> str:
+    """A table of time ratios NEW / OLD for the (case, implementation) pairs both timed.
+
+    Parameters
+    ----------
+    old, new : dict
+        Two ``results.json`` contents.
+
+    Returns
+    -------
+    str
+        The table and the geometric mean of the ratios (below 1: NEW is faster).
+
+    Examples
+    --------
+    >>> def run(seconds):
+    ...     return {"results": [{"case_id": "c1-x", "case_label": "x", "key": "auto",
+    ...                          "implementation": "fastcorr[auto]", "seconds": seconds}]}
+    >>> print(compare(run(2.0), run(1.0)).splitlines()[-1])
+    geometric mean NEW / OLD: 0.5 over 1 pairs (below 1: NEW is faster)
+    """
+    def timed(data):
+        return {(r["case_id"], r["key"]): r for r in data["results"] if r.get("seconds")}
+
+    before, after = timed(old), timed(new)
+    shared = [pair for pair in after if pair in before]
+    if not shared:
+        return "no (case, implementation) pair has a time in both files"
+    header = ["case", "implementation", "OLD", "NEW", "NEW / OLD"]
+    body, ratios = [], []
+    for pair in shared:
+        ratio = after[pair]["seconds"] / before[pair]["seconds"]
+        ratios.append(ratio)
+        body.append([after[pair]["case_label"], after[pair]["implementation"],
+                     format_seconds(before[pair]["seconds"], before[pair].get("estimated")),
+                     format_seconds(after[pair]["seconds"], after[pair].get("estimated")),
+                     f"{ratio:.3g}"])
+    mean = geomean(ratios)
+    only = len(before) + len(after) - 2 * len(shared)
+    lines = [text_table(header, body), ""]
+    if only:
+        lines.append(f"{only} pairs timed in only one of the files are left out")
+    lines.append(f"geometric mean NEW / OLD: {mean:.3g} over {len(ratios)} pairs "
+                 f"(below 1: NEW is faster)")
+    return "\n".join(lines)

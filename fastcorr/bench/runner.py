@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .implementations import REFERENCES, Implementation
-from .workloads import SEED
+from . import process
+from .implementations import Implementation
+from .references import REFERENCES
+from .workloads import PROCESS_OPS, SEED
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,17 @@ class Result:
     ``status`` is 'ok', 'unavailable' (backend or peer missing), 'unsupported'
     (NotImplementedError), 'wrong' (failed the check) or 'error'.  ``seconds``
     is the median time per call; where ``estimated``, it was extrapolated by
-    flops from ``samples`` taken on the smaller case ``measured_on``.
+    ``work`` from ``samples`` taken on the smaller case ``measured_on``.
+    ``work`` is flops or bytes, as ``rate_unit`` says ('GFLOP/s', 'GB/s';
+    None for C7 and C8); ``measures`` holds what C7 and C8 measure besides
+    time.
     """
 
     op: str
     case_id: str
     case_label: str
-    flops: int
+    work: int
+    rate_unit: str | None
     implementation: str
     key: str
     family: str
@@ -68,10 +74,18 @@ class Result:
     max_error: float | None = None
     estimated: bool = False
     measured_on: str | None = None
+    measures: dict = field(default_factory=dict)
 
     @property
-    def gflops(self) -> float | None:
-        return self.flops / self.seconds / 1e9 if self.seconds else None
+    def rate(self) -> float | None:
+        """GFLOP/s or GB/s (``rate_unit``) at the median time."""
+        return self.work / self.seconds / 1e9 if self.seconds and self.work else None
+
+    @classmethod
+    def for_case(cls, case, impl_name: str, key: str, family: str) -> Result:
+        """An empty result of one implementation on ``case``."""
+        return cls(case.op, case.case_id, case.label, case.work, case.rate_unit, impl_name, key,
+                   family)
 
 
 def tolerance(dtype) -> float:
@@ -83,8 +97,15 @@ def tolerance(dtype) -> float:
     return 1e-4 if np.dtype(dtype) == np.float32 else 1e-10
 
 
-def relative_error(result, reference: np.ndarray) -> float:
-    """``max |result - reference| / max |reference|`` (inf for a wrong shape)."""
+def relative_error(result, reference) -> float:
+    """``max |result - reference| / max |reference|`` (inf for a wrong shape).
+
+    Tuples (gradients) are compared item by item; the largest error counts.
+    """
+    if isinstance(reference, tuple):
+        if not isinstance(result, tuple | list) or len(result) != len(reference):
+            return math.inf
+        return max(map(relative_error, result, reference))
     result = np.asarray(result, dtype=np.float64)
     if result.shape != reference.shape:
         return math.inf
@@ -127,7 +148,7 @@ class _Entry:
     call: object
     result: Result
     fastest_call_s: float
-    scale: float = 1.0  # case flops / flops of the case actually timed
+    scale: float = 1.0  # work of the case / work of the case actually timed
     spent_s: float = 0.0
     done: bool = False
 
@@ -165,7 +186,7 @@ def _checked_entry(impl: Implementation, case, result: Result, inputs: _Inputs, 
     if error > tolerance(case.dtype):
         result.status, result.note = "wrong", f"relative error {error:.2e} on {timed_case.label}"
         return None
-    entry = _Entry(impl, call, result, first_call_s, scale=case.flops / timed_case.flops)
+    entry = _Entry(impl, call, result, first_call_s, scale=case.work / timed_case.work)
     if timed_case != case:
         result.estimated, result.measured_on = True, timed_case.label
         result.note = f"estimated from {timed_case.label}"
@@ -222,8 +243,7 @@ def run_case(case, implementations: list[Implementation], settings: Settings) ->
     inputs = _Inputs(settings.seed)
     results, entries = [], []
     for impl in implementations:
-        result = Result(case.op, case.case_id, case.label, case.flops, impl.name, impl.key,
-                        impl.family)
+        result = Result.for_case(case, impl.name, impl.key, impl.family)
         results.append(result)
         entry = _checked_entry(impl, case, result, inputs, settings)
         if entry is not None:
@@ -237,21 +257,47 @@ def run_case(case, implementations: list[Implementation], settings: Settings) ->
     return results
 
 
-def run(cases, implementations_for, settings: Settings, progress=None) -> list[Result]:
+def run_process_case(case, settings: Settings, workspace: process.Workspace,
+                     threads: int) -> list[Result]:
+    """Measure a C7 or C8 case in fresh processes (:mod:`~fastcorr.bench.process`)."""
+    result = Result.for_case(case, "fastcorr[auto]", "auto", "fastcorr")
+    try:
+        result.samples, result.measures, result.note = process.measure(
+            case, settings.repeat, workspace, threads)
+    except Exception as exc:  # noqa: BLE001 - one failing case must not stop the run
+        result.status, result.note = "error", f"{type(exc).__name__}: {exc}"
+    else:
+        result.seconds = statistics.median(result.samples)
+    return [result]
+
+
+def _summary(results: list[Result]) -> str:
+    """``'numba 1.2 ms, torch 3 ms'`` (and C7/C8's notes) for a progress line."""
+    parts = [f"{r.key} {r.seconds * 1e3:.3g} ms" for r in results if r.status == "ok"]
+    parts += [r.note for r in results if r.note and r.op in PROCESS_OPS]
+    parts += [f"{r.key} {r.status}" for r in results if r.status in ("wrong", "error")]
+    return ", ".join(parts)
+
+
+def run(cases, implementations_for, settings: Settings, progress=None,
+        threads: int = 1) -> list[Result]:
     """Run every case; ``implementations_for(op)`` lists the implementations of a workload.
 
-    ``progress(message)`` (default: a line on stderr) hears of each case.
+    ``progress(message)`` (default: a line on stderr) hears of each case;
+    ``threads`` is passed to the processes of C8.
     """
     if progress is None:
         def progress(message):
             print(message, file=sys.stderr, flush=True)
     results = []
-    for index, case in enumerate(cases, start=1):
-        start = time.perf_counter()
-        progress(f"[{index}/{len(cases)}] {case.op.upper()} {case.label} ...")
-        case_results = run_case(case, implementations_for(case.op), settings)
-        timed = ", ".join(f"{r.key} {r.seconds * 1e3:.3g} ms" for r in case_results
-                          if r.status == "ok")
-        progress(f"      {time.perf_counter() - start:.1f} s: {timed}")
-        results.extend(case_results)
+    with process.Workspace() as workspace:
+        for index, case in enumerate(cases, start=1):
+            start = time.perf_counter()
+            progress(f"[{index}/{len(cases)}] {case.op.upper()} {case.label} ...")
+            if case.op in PROCESS_OPS:
+                case_results = run_process_case(case, settings, workspace, threads)
+            else:
+                case_results = run_case(case, implementations_for(case.op), settings)
+            progress(f"      {time.perf_counter() - start:.1f} s: {_summary(case_results)}")
+            results.extend(case_results)
     return results
