@@ -21,7 +21,8 @@ lacks a combination of arguments raises :class:`Unsupported`.  Both become a
 parameter; ``'auto'`` skips such backends instead.
 
 Some entry points are fused forms of others: ``correlate_padded(x, kernel,
-pad_width, fillvalue)`` is a constant pad and a ``correlate_valid``;
+pad_width, fillvalue)`` is a constant pad and a ``correlate_valid``,
+``correlate_fft_padded`` the same with ``correlate_fft``;
 ``global_avg_pool(x)`` / ``global_max_pool(x)`` are average / max pooling
 with one window per plane, values only.  The front end passes :func:`run` a
 ``fallback`` that composes the plain entry points, used wherever the fused

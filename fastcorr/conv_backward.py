@@ -3,12 +3,24 @@
 Both adjoints of :func:`fastcorr.conv2d` are kernel entry points of their own:
 ``conv_transpose`` (in ``x``: scatter each output back through the kernel,
 which is also ``conv_transpose2d``) and ``conv_weight_grad`` (in ``weight``:
-the correlation of the padded input with ``grad_output``).
+the correlation of the padded input with ``grad_output``).  Two fused entry
+points, with fallbacks here for the backends that lack them:
+
+``conv_transpose_cropped(grad, weight, stride, dilation, groups, size, crop)``
+    ``conv_transpose`` cut to ``out[..., before:size - after]`` per dimension
+    (``crop`` holds the pairs): the gradient of zero padding, or
+    ``conv_transpose2d``'s ``padding``, is then never computed nor copied.
+``conv_weight_grad_padded(x, grad, kernel_size, stride, dilation, groups, pads)``
+    ``conv_weight_grad`` of ``x`` zero-padded by ``pads`` (pairs), the
+    padding written by the backend (in parallel) rather than by NumPy.
+``conv_bias_grad(grad)``
+    ``grad`` summed over all axes but the channels, accumulated in float64.
 """
 
 from __future__ import annotations
 
-import math
+import functools
+import itertools
 
 import numpy as np
 
@@ -18,18 +30,49 @@ from ._shapes import valid_shape
 from .conv import _batched, _lift, _lift3, conv_args
 
 
+def _transpose_cropped(func, backend, grad, weight, stride, dilation, groups, size, crop):
+    """``conv_transpose_cropped`` from ``conv_transpose``: the whole result, then the inner part."""
+    full = _dispatch.run(func, "conv_transpose", backend, grad, weight, stride, dilation, groups,
+                         size, what="transposed convolution")
+    inner = tuple(slice(before, n - after) for n, (before, after) in zip(size, crop))
+    return np.ascontiguousarray(full[(slice(None), slice(None)) + inner])
+
+
+def _weight_grad_padded(func, backend, x, grad, kernel_size, stride, dilation, groups, pads):
+    """``conv_weight_grad_padded`` from ``conv_weight_grad``: NumPy pads ``x`` with zeros first."""
+    padded = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0)) + tuple(pads)))
+    return _dispatch.run(func, "conv_weight_grad", backend, padded, grad, kernel_size, stride,
+                         dilation, groups, what="weight gradient")
+
+
+def _bias_grad(grad):
+    """``conv_bias_grad``: ``grad`` summed over all but its channel axis, in float64."""
+    return grad.sum(axis=(0, 2, 3, 4), dtype=np.float64).astype(grad.dtype)
+
+
 def _unpad_adjoint(grad_padded: np.ndarray, pads: tuple, pad_mode: str, spatial: tuple):
-    """The adjoint of padding: each padded cell's gradient goes back to the cell it copies."""
-    tail = grad_padded.shape[2:]
-    if pad_mode == "constant":
-        inner = tuple(slice(before, size - after) for (before, after), size in zip(pads, tail))
-        return grad_padded[(slice(None), slice(None)) + inner]
-    plane = math.prod(spatial)
-    source = np.pad(np.arange(plane).reshape(spatial), pads, mode=pad_mode)
-    planes = grad_padded.reshape(-1, source.size)
-    flat = source.reshape(1, -1) + plane * np.arange(planes.shape[0])[:, None]
-    summed = np.bincount(flat.ravel(), weights=planes.ravel(), minlength=planes.shape[0] * plane)
-    return summed.astype(grad_padded.dtype).reshape(grad_padded.shape[:2] + tuple(spatial))
+    """The adjoint of padding: each padded cell's gradient goes back to the cell it copies.
+
+    ``numpy.pad`` pads one axis after the other, and in its 'reflect', 'edge'
+    and 'wrap' modes padded cell ``(i, j)`` copies cell ``(source0[i],
+    source1[j])``; so the adjoint runs axis by axis: the inner part, plus
+    each border slice added onto the slice it copies.
+    """
+    result = grad_padded
+    for axis, ((before, after), size) in enumerate(zip(pads, spatial), start=2):
+        if before == after == 0:
+            continue
+        lead = (slice(None),) * axis
+        inner = result[lead + (slice(before, before + size),)]
+        if pad_mode == "constant":
+            result = inner
+            continue
+        source = np.pad(np.arange(size), (before, after), mode=pad_mode)
+        out = inner.copy()
+        for index in itertools.chain(range(before), range(before + size, len(source))):
+            out[lead + (source[index],)] += result[lead + (index,)]
+        result = out
+    return result
 
 
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1,
@@ -79,9 +122,13 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     if not isinstance(output_mask, tuple | list) or len(output_mask) != 3:
         raise ValueError(f"{func}: parameter 'output_mask' must be 3 bools, got {output_mask!r}")
     args = conv_args(func, 2, x, weight, None, stride, padding, dilation, groups, padding_mode)
-    padded = args.padded(func)
-    out_shape = padded.shape[:1] + args.weight.shape[:1] + valid_shape(
-        padded.shape[2:], args.weight.shape[2:], args.dilation, args.stride)
+    pads = ((0, 0),) + tuple(args.pads)  # lifted to (D, H, W)
+    # Zero padding is left to the kernels; the other modes pad here (which also checks
+    # that the padding fits the mode).
+    padded = None if args.pad_mode == "constant" else args.padded(func)
+    padded_size = tuple(n + before + after for n, (before, after) in zip(args.x.shape[2:], pads))
+    out_shape = args.x.shape[:1] + args.weight.shape[:1] + valid_shape(
+        padded_size, args.weight.shape[2:], args.dilation, args.stride)
     grad = as_array(func, "grad_output", grad_output)
     expected = args.unlift(np.empty(out_shape, dtype=np.bool_)).shape
     if grad.shape != expected:
@@ -91,19 +138,33 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
 
     grad_input = grad_weight = grad_bias = None
     if output_mask[0]:
-        grad_padded = _dispatch.run(func, "conv_transpose", backend, grad, args.weight,
-                                    args.stride, args.dilation, args.groups, padded.shape[2:],
-                                    what="transposed convolution")
-        grad_padded = grad_padded.reshape(grad_padded.shape[:2] + grad_padded.shape[3:])
-        grad_input = args.unlift(_lift(np.ascontiguousarray(
-            _unpad_adjoint(grad_padded, args.pads, args.pad_mode, args.x.shape[3:])), 2))
+        transpose_args = (grad, args.weight, args.stride, args.dilation, args.groups, padded_size)
+        if args.pad_mode == "constant":
+            # Zero padding: its gradient is dropped, so it is not computed at all.
+            fallback = functools.partial(_transpose_cropped, func, backend)
+            grad_input = _dispatch.run(func, "conv_transpose_cropped", backend, *transpose_args,
+                                       pads, what="transposed convolution", fallback=fallback)
+        else:
+            grad_padded = _dispatch.run(func, "conv_transpose", backend, *transpose_args,
+                                        what="transposed convolution")
+            grad_padded = grad_padded.reshape(grad_padded.shape[:2] + grad_padded.shape[3:])
+            grad_input = _lift(np.ascontiguousarray(_unpad_adjoint(
+                grad_padded, args.pads, args.pad_mode, args.x.shape[3:])), 2)
+        grad_input = args.unlift(grad_input)
     if output_mask[1]:
-        grad_weight = _dispatch.run(func, "conv_weight_grad", backend, padded, grad,
-                                    args.weight.shape[2:], args.stride, args.dilation,
-                                    args.groups, what="weight gradient")
+        weight_args = (grad, args.weight.shape[2:], args.stride, args.dilation, args.groups)
+        if args.pad_mode == "constant":
+            fallback = functools.partial(_weight_grad_padded, func, backend)
+            grad_weight = _dispatch.run(func, "conv_weight_grad_padded", backend, args.x,
+                                        *weight_args, pads, what="weight gradient",
+                                        fallback=fallback)
+        else:
+            grad_weight = _dispatch.run(func, "conv_weight_grad", backend, padded,
+                                        *weight_args, what="weight gradient")
         grad_weight = grad_weight.reshape(grad_weight.shape[:2] + grad_weight.shape[3:])
     if output_mask[2]:
-        grad_bias = grad.sum(axis=(0, 2, 3, 4), dtype=np.float64).astype(grad.dtype)
+        grad_bias = _dispatch.run(func, "conv_bias_grad", backend, grad, what="bias gradient",
+                                  fallback=_bias_grad)
     return grad_input, grad_weight, grad_bias
 
 
@@ -179,13 +240,14 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     if any(size - 2 * p < 1 for size, p in zip(full, padding)):
         raise ValueError(f"{func}: parameter 'padding' {padding} leaves no output: the "
                          f"uncropped output is {full}")
-    out = _dispatch.run(func, "conv_transpose", backend,
+    out = _dispatch.run(func, "conv_transpose_cropped", backend,
                         np.ascontiguousarray(_lift(x, 2), dtype=dtype),
                         np.ascontiguousarray(_lift(weight, 2), dtype=dtype),
                         _lift3(stride, 1), _lift3(dilation, 1), groups, (1,) + full,
-                        what="transposed convolution")
-    out = out[:, :, 0, padding[0]:full[0] - padding[0], padding[1]:full[1] - padding[1]]
-    out = np.ascontiguousarray(out)
+                        ((0, 0),) + tuple((p, p) for p in padding),
+                        what="transposed convolution",
+                        fallback=functools.partial(_transpose_cropped, func, backend))
+    out = out[:, :, 0]
     if bias is not None:
         out += bias.astype(dtype).reshape(1, -1, 1, 1)
     return out[0] if unbatched else out

@@ -70,8 +70,9 @@ def _correlate_valid(func: str, x: np.ndarray, kernel: np.ndarray, method: str, 
     """Dispatch one 'valid' correlation ``sum_j x[i + j] * kernel[j]`` (no conjugation).
 
     ``pad_width`` ((before, after) per axis) pads ``x`` with ``fillvalue``
-    first; the direct method leaves that to the backend's
-    ``correlate_padded`` where it has one, which pads tile by tile.
+    first; where the backend has ``correlate_padded`` (direct) or
+    ``correlate_fft_padded``, it pads tile by tile or strip by strip instead
+    of copying the whole padded image.
     """
     x = np.ascontiguousarray(x)
     kernel = np.ascontiguousarray(kernel)
@@ -92,9 +93,10 @@ def _correlate_valid(func: str, x: np.ndarray, kernel: np.ndarray, method: str, 
         return _dispatch.run(func, "correlate_valid", backend, x, kernel,
                              what="direct correlation")
 
-    if method == "fft" or pad_width is None:
-        return pad_and_correlate(x, kernel, pad_width, fillvalue)
-    return _dispatch.run(func, "correlate_padded", backend, x, kernel, pad_width,
+    if pad_width is None:
+        return pad_and_correlate(x, kernel)
+    fused = "correlate_fft_padded" if method == "fft" else "correlate_padded"
+    return _dispatch.run(func, fused, backend, x, kernel, pad_width,
                          np.asarray(fillvalue, dtype=x.dtype)[()], fallback=pad_and_correlate)
 
 

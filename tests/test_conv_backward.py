@@ -474,3 +474,136 @@ def test_scipy_backend_has_no_adjoints(func, rng):
     with pytest.raises(NotImplementedError) as excinfo:
         call()
     message_names(excinfo, func, "scipy")
+
+
+# --------------------------------------------------------------------------------------
+# The numba kernels' own paths, against the naive backend's kernels
+
+NUMBA = pytest.mark.skipif("numba" not in CPU_BACKENDS, reason="numba is not available")
+
+
+def _naive():
+    from fastcorr.backends import naive
+
+    return naive
+
+
+@NUMBA
+@pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
+@pytest.mark.parametrize("stride,dilation,groups,crop", [
+    ((1, 1, 1), (1, 1, 1), 1, ((0, 0), (1, 1), (1, 1))),   # zero padding 1: the C6 layers
+    ((1, 1, 1), (1, 2, 1), 2, ((0, 0), (2, 0), (0, 1))),   # asymmetric, dilated, grouped
+    ((1, 2, 1), (1, 1, 1), 1, ((0, 0), (1, 2), (0, 0))),   # strided: zeros spread in
+    ((1, 1, 2), (1, 1, 2), 2, ((0, 0), (0, 0), (2, 2))),
+    ((1, 1, 1), (1, 1, 1), 1, ((0, 0), (3, 0), (0, 4))),   # cuts into the gradient itself
+    ((2, 1, 1), (1, 1, 1), 1, ((1, 0), (1, 1), (1, 1))),   # 3-d
+], ids=_ids)
+@pytest.mark.parametrize("group_channels", [8, 3])  # 8: the 8 x 48 float32 tile; 3: conv_forward
+def test_numba_conv_transpose_cropped(group_channels, stride, dilation, groups, crop, dtype,
+                                      rng):
+    from fastcorr.backends.numba import conv_transpose_cropped
+
+    depth = 2 if stride[0] > 1 else 1
+    kernel = (depth, 3, 3)
+    grad = random_array(rng, (2, 2 * groups, depth, 9, 8), dtype)
+    weight = random_array(rng, (2 * groups, group_channels) + kernel, dtype)
+    size = tuple((n - 1) * s + d * (k - 1) + 1 + extra for n, s, d, k, extra in
+                 zip(grad.shape[2:], stride, dilation, kernel, (0, 1, 0)))
+    got = conv_transpose_cropped(grad, weight, stride, dilation, groups, size, crop)
+    full = _naive().conv_transpose(grad, weight, stride, dilation, groups, size)
+    ref = full[(slice(None), slice(None)) + tuple(slice(b, n - a) for n, (b, a) in
+                                                     zip(size, crop))]
+    assert_close(got, ref, dtype=dtype, terms=2 * int(np.prod(kernel)),
+                 context=f"conv_transpose_cropped s={stride} d={dilation} g={groups} {crop}")
+
+
+@NUMBA
+@pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
+@pytest.mark.parametrize("filters,groups,dilation,positions", [
+    (16, 1, (1, 1, 1), "many"),   # two whole blocks of 8 filters
+    (16, 2, (1, 2, 1), "many"),   # grouped, dilated
+    (66, 1, (1, 1, 1), "many"),   # >= 64 filters: the last block mostly padding filters
+    (12, 1, (1, 1, 1), "many"),   # not a multiple of 8: conv_forward
+    (8, 1, (1, 1, 1), "few"),     # fewer positions than one tile: conv_forward
+], ids=_ids)
+def test_numba_stride1_correlation(filters, groups, dilation, positions, dtype, rng):
+    """conv_transpose's implicit GEMM (and its fallbacks) is conv_forward at stride 1."""
+    from fastcorr.backends.numba.grad import _stride1_correlation
+
+    shape = (2, 3 * groups, 2, 9, 11) if positions == "many" else (1, 3 * groups, 1, 5, 6)
+    x = random_array(rng, shape, dtype)
+    weight = random_array(rng, (filters, 3, 1, 3, 2), dtype)
+    got = _stride1_correlation(x, weight, dilation, groups)
+    ref = _naive().conv_forward(x, weight, None, (1, 1, 1), dilation, groups)
+    assert_close(got, ref, dtype=dtype, terms=weight[0].size,
+                 context=f"stride-1 correlation F={filters} g={groups} d={dilation}")
+
+
+@NUMBA
+@pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
+@pytest.mark.parametrize("shape", [(3, 5, 1, 7, 9), (1, 2, 1, 4, 4), (2, 1, 1, 1, 1),
+                                   (0, 3, 1, 2, 2), (2, 3, 1, 0, 2)])
+def test_numba_conv_bias_grad(shape, dtype, rng):
+    from fastcorr.backends.numba import conv_bias_grad
+
+    grad = random_array(rng, shape, dtype)
+    got = conv_bias_grad(grad)
+    ref = grad.astype(np.float64).sum(axis=(0, 2, 3, 4))
+    assert_close(got, ref, dtype=dtype, terms=max(1, grad.size // max(1, shape[1])),
+                 context=f"conv_bias_grad {shape}")
+
+
+@NUMBA
+@pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
+@pytest.mark.parametrize("stride,dilation,groups", [
+    ((1, 1, 1), (1, 1, 1), 1), ((1, 2, 1), (1, 1, 2), 2), ((1, 1, 1), (1, 2, 2), 1)], ids=_ids)
+def test_numba_conv_weight_grad_long_reduction(stride, dilation, groups, dtype, rng):
+    """More positions than one chunk of the micro-kernel (CHUNK_POSITIONS), several images."""
+    from fastcorr.backends.numba import conv_weight_grad
+    from fastcorr.backends.numba.grad import CHUNK_POSITIONS
+
+    side = int(np.sqrt(CHUNK_POSITIONS)) + 8
+    x = random_array(rng, (2, 2 * groups, 1, side, side + 3), dtype)
+    kernel = (1, 3, 2)
+    out = tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in
+                zip(x.shape[2:], kernel, stride, dilation))
+    grad = random_array(rng, (2, 3 * groups) + out, dtype)
+    got = conv_weight_grad(x, grad, kernel, stride, dilation, groups)
+    ref = _naive().conv_weight_grad(x.astype(np.float64), grad.astype(np.float64), kernel,
+                                    stride, dilation, groups)
+    assert_close(got, ref, dtype=dtype, terms=2 * int(np.prod(out)),
+                 context=f"conv_weight_grad s={stride} d={dilation} g={groups}")
+
+
+@NUMBA
+@pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
+@pytest.mark.parametrize("pads,stride", [
+    (((0, 0), (1, 1), (1, 1)), (1, 1, 1)),
+    (((1, 0), (0, 2), (3, 1)), (1, 1, 1)),   # asymmetric, 3-d
+    (((0, 0), (2, 1), (0, 0)), (1, 2, 3)),   # strided: the stride phases of the padded input
+    (((0, 0), (0, 0), (0, 0)), (1, 1, 1)),
+], ids=_ids)
+def test_numba_conv_weight_grad_padded(pads, stride, dtype, rng):
+    from fastcorr.backends.numba import conv_weight_grad_padded
+
+    x = random_array(rng, (2, 4, 2, 7, 9), dtype)[:, ::2]  # a view: not contiguous
+    kernel, dilation = (1, 3, 2), (1, 1, 2)
+    padded = np.pad(x, ((0, 0), (0, 0)) + pads)
+    out = tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in
+                zip(padded.shape[2:], kernel, stride, dilation))
+    grad = random_array(rng, (2, 3) + out, dtype)
+    got = conv_weight_grad_padded(x, grad, kernel, stride, dilation, 1, pads)
+    ref = _naive().conv_weight_grad(padded, grad, kernel, stride, dilation, 1)
+    assert_close(got, ref, dtype=dtype, terms=2 * int(np.prod(out)),
+                 context=f"conv_weight_grad_padded {pads} s={stride}")
+
+
+@pytest.mark.parametrize("backend", GRAD_BACKENDS)
+@pytest.mark.parametrize("output_mask", [(True, False, False), (False, False, True)], ids=_ids)
+def test_conv2d_backward_checks_the_padding_mode_without_weight_gradient(output_mask, backend):
+    """The padding is checked against its mode even where the input is never padded."""
+    with pytest.raises(ValueError) as excinfo:
+        fastcorr.conv2d_backward(np.ones((1, 1, 7, 7)), np.ones((1, 1, 3, 3)),
+                                 np.ones((1, 1, 3, 3)), padding=3, padding_mode="reflect",
+                                 output_mask=output_mask, backend=backend)
+    message_names(excinfo, "conv2d_backward", "reflect")

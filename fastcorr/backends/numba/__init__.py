@@ -2,13 +2,16 @@
 
 Entry points (see :mod:`fastcorr._dispatch` for the contract):
 :func:`correlate_valid`, :func:`correlate_padded` (the same with implicit
-constant padding), :func:`correlate_fft` (SciPy's FFT, shared),
+constant padding), :func:`correlate_fft` and ``correlate_fft_padded`` (SciPy's
+FFT in strips, shared),
 :func:`conv_forward`, :func:`unfold`, :func:`fold`; the convolution's adjoints
-:func:`conv_transpose` and :func:`conv_weight_grad`; pooling (:func:`max_pool`,
+:func:`conv_transpose` and :func:`conv_weight_grad` (with the fused
+:func:`conv_transpose_cropped`, :func:`conv_weight_grad_padded` and
+:func:`conv_bias_grad`, see :mod:`fastcorr.conv_backward`); pooling (:func:`max_pool`,
 :func:`avg_pool` and their backward, values-only
 :func:`global_avg_pool` and :func:`global_max_pool`) and the normalisation kernels
 (:func:`moments`, :func:`dot_moments`, :func:`scale_shift`, :func:`axpby`,
-:func:`layer_normalize`, :func:`layer_norm_backward`).
+:func:`layer_normalize`, :func:`layer_norm_backward`)).
 
 Importing this module compiles nothing; each kernel compiles on its first
 call for the dtypes it meets, cached on disk where a cache directory is
@@ -16,9 +19,16 @@ writable (see :mod:`._jit`).
 """
 
 from ..._fft import correlate_fft
+from ..._fft import correlate_fft as correlate_fft_padded
 from .conv import conv_forward
 from .correlate import correlate_padded, correlate_valid
-from .grad import conv_transpose, conv_weight_grad
+from .grad import (
+    conv_bias_grad,
+    conv_transpose,
+    conv_transpose_cropped,
+    conv_weight_grad,
+    conv_weight_grad_padded,
+)
 from .im2col import fold, unfold
 from .norm import axpby, dot_moments, layer_norm_backward, layer_normalize, moments, scale_shift
 from .pool import (
@@ -35,9 +45,13 @@ __all__ = [
     "avg_pool_backward",
     "axpby",
     "conv_forward",
+    "conv_bias_grad",
     "conv_transpose",
+    "conv_transpose_cropped",
     "conv_weight_grad",
+    "conv_weight_grad_padded",
     "correlate_fft",
+    "correlate_fft_padded",
     "correlate_padded",
     "correlate_valid",
     "dot_moments",
