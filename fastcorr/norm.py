@@ -21,7 +21,10 @@ keeps its variance.  The kernels: ``moments`` (per-``q`` mean and
 sum of squared deviations), ``dot_moments`` (per-``q`` sums of ``dy`` and
 ``dy * (x - mean)``), ``scale_shift`` and ``axpby`` (per-``q`` affine maps of
 one or two arrays), and layer norm's elementwise ``layer_normalize`` and
-``layer_norm_backward``.
+``layer_norm_backward``.  Backends may fuse them per slice (``standardize``,
+``standardize_backward``, ``layer_standardize``, ``layer_standardize_backward``:
+statistics and output while the slice is in cache); where a backend lacks
+the fused form, :func:`_dispatch.run` falls back to the composition here.
 """
 
 from __future__ import annotations
@@ -143,16 +146,42 @@ def moments(x, axis, ddof=0, *, backend=None):
 def _normalize(func, view, mean, var, eps, weight, bias, backend):
     """``(x - mean) / sqrt(var + eps) * weight + bias`` on a ``(P, Q, S)`` view, per q.
 
-    ``mean``/``var`` are per ``q``; ``weight``/``bias`` per channel, and the
-    channel of ``q`` is ``q % C`` (``np.resize`` repeats them).
+    ``mean``/``var`` are per ``q``; ``weight``/``bias`` per ``q`` or None.
     """
     rstd = 1.0 / np.sqrt(var + eps)
-    scale = rstd if weight is None else rstd * np.resize(weight.astype(_FLOAT64), rstd.shape)
+    scale = rstd if weight is None else rstd * weight.astype(_FLOAT64)
     shift = -mean * scale
     if bias is not None:
-        shift = shift + np.resize(bias.astype(_FLOAT64), shift.shape)
+        shift = shift + bias.astype(_FLOAT64)
     return _dispatch.run(func, "scale_shift", backend, view, scale.astype(view.dtype),
                          shift.astype(view.dtype), what="normalisation")
+
+
+def _standardize(func, view, group, eps, weight, bias, backend):
+    """Normalise a ``(P, Q, S)`` view with batch statistics per group of ``group`` consecutive q.
+
+    ``weight``/``bias`` per ``q`` or None.  Returns ``(y, mean, var)``, the
+    statistics float64 per group.
+    """
+    def composed(view, group, eps, weight, bias):
+        mean, var = _moments(func, _group_view(view, group), backend)
+        y = _normalize(func, view, np.repeat(mean, group), np.repeat(var, group), eps, weight,
+                       bias, backend)
+        return y, mean, var
+
+    return _dispatch.run(func, "standardize", backend, view, group, eps, weight, bias,
+                         what="normalisation", fallback=composed)
+
+
+def _group_view(view, group):
+    """``(P, Q, S)`` as ``(P, Q / group, group * S)``: a group of consecutive q as one slice."""
+    batch, slices, length = view.shape
+    return view.reshape(batch, slices // group, group * length)
+
+
+def _per_q(values, samples):
+    """A per-channel parameter for the ``q = n * C + c`` of ``(1, N * C, S)`` views."""
+    return values if values is None or samples == 1 else np.tile(values, samples)
 
 
 def _running_update(running, momentum, value):
@@ -181,12 +210,6 @@ def _batch_norm_args(func, x, running_mean, running_var, weight, bias, training,
         raise ValueError(f"{func}: training needs more than 1 value per channel in parameter "
                          f"'x', got shape {x.shape}")
     return x, running_mean, running_var, weight, bias, _eps(func, eps)
-
-
-def _batch_stats(func, x, running_mean, running_var, training, backend):
-    if training:
-        return _moments(func, _batch_view(x), backend)
-    return running_mean.astype(_FLOAT64), running_var.astype(_FLOAT64)
 
 
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
@@ -236,13 +259,16 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, t
     func = "batch_norm"
     x, running_mean, running_var, weight, bias, eps = _batch_norm_args(
         func, x, running_mean, running_var, weight, bias, training, eps)
-    mean, var = _batch_stats(func, x, running_mean, running_var, training, backend)
-    if training and running_mean is not None:
+    if not training:
+        y = _normalize(func, _batch_view(x), running_mean.astype(_FLOAT64),
+                       running_var.astype(_FLOAT64), eps, weight, bias, backend)
+        return y.reshape(x.shape)
+    y, mean, var = _standardize(func, _batch_view(x), 1, eps, weight, bias, backend)
+    if running_mean is not None:
         momentum = _momentum(func, momentum)
         count = x.size // x.shape[1]
         _running_update(running_mean, momentum, mean)
         _running_update(running_var, momentum, var * count / (count - 1))
-    y = _normalize(func, _batch_view(x), mean, var, eps, weight, bias, backend)
     return y.reshape(x.shape)
 
 
@@ -263,14 +289,6 @@ def _instance_args(func, x, running_mean, running_var, weight, bias, use_input_s
 
 def _instance_view(x):
     return x.reshape(1, x.shape[0] * x.shape[1], -1)
-
-
-def _instance_stats(func, x, running_mean, running_var, use_input_stats, backend):
-    if use_input_stats:
-        return _moments(func, _instance_view(x), backend)
-    repeat = x.shape[0]
-    return (np.tile(running_mean.astype(_FLOAT64), repeat),
-            np.tile(running_var.astype(_FLOAT64), repeat))
 
 
 def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
@@ -307,15 +325,19 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
     func = "instance_norm"
     x, running_mean, running_var, weight, bias, eps = _instance_args(
         func, x, running_mean, running_var, weight, bias, use_input_stats, eps)
-    mean, var = _instance_stats(func, x, running_mean, running_var, use_input_stats, backend)
-    if use_input_stats and running_mean is not None:
+    samples, channels = x.shape[:2]
+    weight, bias = _per_q(weight, samples), _per_q(bias, samples)
+    if not use_input_stats:
+        y = _normalize(func, _instance_view(x), np.tile(running_mean.astype(_FLOAT64), samples),
+                       np.tile(running_var.astype(_FLOAT64), samples), eps, weight, bias, backend)
+        return y.reshape(x.shape)
+    y, mean, var = _standardize(func, _instance_view(x), 1, eps, weight, bias, backend)
+    if running_mean is not None:
         momentum = _momentum(func, momentum)
         count = x[0, 0].size
-        channels = x.shape[1]
         _running_update(running_mean, momentum, mean.reshape(-1, channels).mean(0))
         unbiased = var * count / (count - 1)
         _running_update(running_var, momentum, unbiased.reshape(-1, channels).mean(0))
-    y = _normalize(func, _instance_view(x), mean, var, eps, weight, bias, backend)
     return y.reshape(x.shape)
 
 
@@ -329,13 +351,6 @@ def _group_args(func, x, num_groups, weight, bias, eps):
     weight = _vector(func, "weight", weight, channels, x.dtype)
     bias = _vector(func, "bias", bias, channels, x.dtype)
     return x, num_groups, weight, bias, _eps(func, eps)
-
-
-def _group_stats(func, x, num_groups, backend):
-    """Per (sample, group) statistics, repeated for each channel of the group."""
-    mean, var = _moments(func, x.reshape(1, x.shape[0] * num_groups, -1), backend)
-    per_group = x.shape[1] // num_groups
-    return np.repeat(mean, per_group), np.repeat(var, per_group)
 
 
 def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, backend=None):
@@ -370,8 +385,9 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, backend=None)
     """
     func = "group_norm"
     x, num_groups, weight, bias, eps = _group_args(func, x, num_groups, weight, bias, eps)
-    mean, var = _group_stats(func, x, num_groups, backend)
-    y = _normalize(func, _instance_view(x), mean, var, eps, weight, bias, backend)
+    samples, channels = x.shape[:2]
+    y, _, _ = _standardize(func, _instance_view(x), channels // num_groups, eps,
+                           _per_q(weight, samples), _per_q(bias, samples), backend)
     return y.reshape(x.shape)
 
 
@@ -430,10 +446,14 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, backend
     func = "layer_norm"
     shape = np.shape(x)
     x2, weight, bias, eps = _layer_args(func, x, normalized_shape, weight, bias, eps)
-    mean, var = _moments(func, x2[np.newaxis], backend)
-    rstd = 1.0 / np.sqrt(var + eps)
-    y = _dispatch.run(func, "layer_normalize", backend, x2, mean, rstd, weight, bias,
-                      what="layer normalisation")
+
+    def composed(x2, eps, weight, bias):
+        mean, var = _moments(func, x2[np.newaxis], backend)
+        return _dispatch.run(func, "layer_normalize", backend, x2, mean, 1.0 / np.sqrt(var + eps),
+                             weight, bias, what="layer normalisation")
+
+    y = _dispatch.run(func, "layer_standardize", backend, x2, eps, weight, bias,
+                      what="layer normalisation", fallback=composed)
     return y.reshape(shape)
 
 
@@ -449,38 +469,59 @@ def _grad_output(func, grad_output, shape, dtype):
     return np.ascontiguousarray(grad, dtype=dtype)
 
 
-def _affine_backward(func, grad, x, mean, var, eps, weight, channel_of_q, reduce, backend,
-                     batch_stats=True):
-    """Gradients for per-q statistics on the ``(P, Q, S)`` views ``grad``/``x``.
+def _standardize_backward(func, grad, x, group, eps, weight, backend):
+    """Gradients through batch statistics per group of ``group`` consecutive q.
 
-    ``channel_of_q`` maps each q to its affine channel; ``reduce(values)``
-    sums per-q values into the slices that share statistics (identity for
-    batch and instance norm, per group for group norm), repeated back per q.
+    ``grad``/``x`` are ``(P, Q, S)`` views, ``weight`` per ``q`` or None.
+    Returns ``(grad_input, sum_dy, sum_dy_xhat)``, the sums float64 per ``q``.
     """
+    def composed(grad, x, group, eps, weight):
+        batch, slices, length = x.shape
+        mean, var = _moments(func, _group_view(x, group), backend)
+        mean, var = np.repeat(mean, group), np.repeat(var, group)
+        sum_dy, sum_dy_centred = _dispatch.run(func, "dot_moments", backend, grad, x, mean,
+                                               what="normalisation gradient sums")
+        rstd = 1.0 / np.sqrt(var + eps)
+        w = np.ones(slices) if weight is None else weight.astype(_FLOAT64)
+        sum_dy_xhat = sum_dy_centred * rstd
+
+        def group_sum(values):  # over the q of each group, repeated back per q
+            return np.repeat(values.reshape(-1, group).sum(1), group)
+
+        count = batch * group * length
+        a = rstd * w
+        b = -rstd * rstd * group_sum(w * sum_dy_xhat) / count
+        c = -rstd * group_sum(w * sum_dy) / count - b * mean
+        grad_input = _dispatch.run(func, "axpby", backend, grad, x, a.astype(x.dtype),
+                                   b.astype(x.dtype), c.astype(x.dtype),
+                                   what="normalisation gradient")
+        return grad_input, sum_dy, sum_dy_xhat
+
+    return _dispatch.run(func, "standardize_backward", backend, grad, x, group, eps, weight,
+                         what="normalisation gradient", fallback=composed)
+
+
+def _fixed_stats_backward(func, grad, x, mean, var, eps, weight, backend):
+    """:func:`_standardize_backward` for fixed (running) statistics per ``q``: an affine map."""
+    rstd = 1.0 / np.sqrt(var + eps)
+    a = rstd if weight is None else rstd * weight.astype(_FLOAT64)
+    grad_input = _dispatch.run(func, "scale_shift", backend, grad, a.astype(x.dtype),
+                               np.zeros(len(a), dtype=x.dtype), what="normalisation gradient")
     sum_dy, sum_dy_centred = _dispatch.run(func, "dot_moments", backend, grad, x, mean,
                                            what="normalisation gradient sums")
-    rstd = 1.0 / np.sqrt(var + eps)
-    w = np.ones_like(rstd) if weight is None else weight.astype(_FLOAT64)[channel_of_q]
-    count = grad.shape[0] * grad.shape[2]
-    sum_dy_xhat = sum_dy_centred * rstd     # per q
-    if batch_stats:
-        slice_count = reduce(np.full_like(rstd, count))
-        sum_g = reduce(w * sum_dy)
-        sum_g_xhat = reduce(w * sum_dy_xhat)
-        a = rstd * w
-        b = -rstd * rstd * sum_g_xhat / slice_count
-        c = -rstd * sum_g / slice_count - b * mean
-    else:  # fixed statistics: the map is affine, dx = dy * weight * rstd
-        a, b, c = rstd * w, np.zeros_like(rstd), np.zeros_like(rstd)
-    grad_input = _dispatch.run(func, "axpby", backend, grad, x, a.astype(x.dtype),
-                               b.astype(x.dtype), c.astype(x.dtype),
-                               what="normalisation gradient")
-    return grad_input, sum_dy_xhat, sum_dy
+    return grad_input, sum_dy, sum_dy_centred * rstd
 
 
-def _per_channel(values, channels):
-    """Sum per-q values over all q of the same channel (q = n * channels + c)."""
-    return values.reshape(-1, channels).sum(0)
+def _norm_grads(x, grads, weight, bias):
+    """The public triple from ``(grad_input view, sum_dy, sum_dy_xhat)`` per ``q``.
+
+    The affine gradients sum the per-``q`` sums per channel (``q = n * C + c``).
+    """
+    grad_input, sum_dy, sum_dy_xhat = grads
+    channels = x.shape[1]
+    return (grad_input.reshape(x.shape),
+            None if weight is None else sum_dy_xhat.reshape(-1, channels).sum(0).astype(x.dtype),
+            None if bias is None else sum_dy.reshape(-1, channels).sum(0).astype(x.dtype))
 
 
 def batch_norm_backward(grad_output, x, running_mean=None, running_var=None, weight=None,
@@ -504,19 +545,13 @@ def batch_norm_backward(grad_output, x, running_mean=None, running_var=None, wei
     func = "batch_norm_backward"
     x, running_mean, running_var, weight, bias, eps = _batch_norm_args(
         func, x, running_mean, running_var, weight, bias, training, eps)
-    grad = _grad_output(func, grad_output, x.shape, x.dtype)
-    mean, var = _batch_stats(func, x, running_mean, running_var, training, backend)
-    channels = x.shape[1]
-    grad_input, sum_dy_xhat, sum_dy = _affine_backward(
-        func, _batch_view(grad), _batch_view(x), mean, var, eps, weight, np.arange(channels),
-        lambda v: v, backend, batch_stats=bool(training))
-    return _norm_grads(grad_input.reshape(x.shape), sum_dy_xhat, sum_dy, weight, bias, x.dtype)
-
-
-def _norm_grads(grad_input, grad_weight, grad_bias, weight, bias, dtype):
-    return (grad_input,
-            None if weight is None else grad_weight.astype(dtype),
-            None if bias is None else grad_bias.astype(dtype))
+    grad = _batch_view(_grad_output(func, grad_output, x.shape, x.dtype))
+    if training:
+        grads = _standardize_backward(func, grad, _batch_view(x), 1, eps, weight, backend)
+    else:
+        grads = _fixed_stats_backward(func, grad, _batch_view(x), running_mean.astype(_FLOAT64),
+                                      running_var.astype(_FLOAT64), eps, weight, backend)
+    return _norm_grads(x, grads, weight, bias)
 
 
 def instance_norm_backward(grad_output, x, running_mean=None, running_var=None, weight=None,
@@ -536,15 +571,16 @@ def instance_norm_backward(grad_output, x, running_mean=None, running_var=None, 
     func = "instance_norm_backward"
     x, running_mean, running_var, weight, bias, eps = _instance_args(
         func, x, running_mean, running_var, weight, bias, use_input_stats, eps)
-    grad = _grad_output(func, grad_output, x.shape, x.dtype)
-    mean, var = _instance_stats(func, x, running_mean, running_var, use_input_stats, backend)
-    channels = x.shape[1]
-    channel_of_q = np.tile(np.arange(channels), x.shape[0])
-    grad_input, sum_dy_xhat, sum_dy = _affine_backward(
-        func, _instance_view(grad), _instance_view(x), mean, var, eps, weight, channel_of_q,
-        lambda v: v, backend, batch_stats=bool(use_input_stats))
-    return _norm_grads(grad_input.reshape(x.shape), _per_channel(sum_dy_xhat, channels),
-                       _per_channel(sum_dy, channels), weight, bias, x.dtype)
+    grad = _instance_view(_grad_output(func, grad_output, x.shape, x.dtype))
+    samples = x.shape[0]
+    weight_q = _per_q(weight, samples)
+    if use_input_stats:
+        grads = _standardize_backward(func, grad, _instance_view(x), 1, eps, weight_q, backend)
+    else:
+        grads = _fixed_stats_backward(
+            func, grad, _instance_view(x), np.tile(running_mean.astype(_FLOAT64), samples),
+            np.tile(running_var.astype(_FLOAT64), samples), eps, weight_q, backend)
+    return _norm_grads(x, grads, weight, bias)
 
 
 def group_norm_backward(grad_output, x, num_groups, weight=None, bias=None, eps=1e-5, *,
@@ -562,19 +598,11 @@ def group_norm_backward(grad_output, x, num_groups, weight=None, bias=None, eps=
     """
     func = "group_norm_backward"
     x, num_groups, weight, bias, eps = _group_args(func, x, num_groups, weight, bias, eps)
-    grad = _grad_output(func, grad_output, x.shape, x.dtype)
-    mean, var = _group_stats(func, x, num_groups, backend)
-    channels = x.shape[1]
-    per_group = channels // num_groups
-
-    def group_sum(values):  # q = (n, c): sum over the channels of each group, repeat back
-        return np.repeat(values.reshape(-1, per_group).sum(1), per_group)
-
-    grad_input, sum_dy_xhat, sum_dy = _affine_backward(
-        func, _instance_view(grad), _instance_view(x), mean, var, eps, weight,
-        np.tile(np.arange(channels), x.shape[0]), group_sum, backend)
-    return _norm_grads(grad_input.reshape(x.shape), _per_channel(sum_dy_xhat, channels),
-                       _per_channel(sum_dy, channels), weight, bias, x.dtype)
+    grad = _instance_view(_grad_output(func, grad_output, x.shape, x.dtype))
+    samples, channels = x.shape[:2]
+    grads = _standardize_backward(func, grad, _instance_view(x), channels // num_groups, eps,
+                                  _per_q(weight, samples), backend)
+    return _norm_grads(x, grads, weight, bias)
 
 
 def layer_norm_backward(grad_output, x, normalized_shape, weight=None, bias=None, eps=1e-5, *,
@@ -595,11 +623,16 @@ def layer_norm_backward(grad_output, x, normalized_shape, weight=None, bias=None
     shape = np.shape(x)
     x2, weight, bias, eps = _layer_args(func, x, normalized_shape, weight, bias, eps)
     grad = _grad_output(func, grad_output, shape, x2.dtype).reshape(x2.shape)
-    mean, var = _moments(func, x2[np.newaxis], backend)
-    rstd = 1.0 / np.sqrt(var + eps)
+
+    def composed(grad, x2, eps, weight):
+        mean, var = _moments(func, x2[np.newaxis], backend)
+        return _dispatch.run(func, "layer_norm_backward", backend, grad, x2, mean,
+                             1.0 / np.sqrt(var + eps), weight,
+                             what="layer normalisation gradient")
+
     grad_input, grad_weight, grad_bias = _dispatch.run(
-        func, "layer_norm_backward", backend, grad, x2, mean, rstd, weight,
-        what="layer normalisation gradient")
+        func, "layer_standardize_backward", backend, grad, x2, eps, weight,
+        what="layer normalisation gradient", fallback=composed)
     trailing = shape[len(shape) - len(np.atleast_1d(normalized_shape)):]
     return (grad_input.reshape(shape),
             None if weight is None else grad_weight.astype(x2.dtype).reshape(trailing),

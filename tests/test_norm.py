@@ -9,6 +9,7 @@ differences of the naive backend.  References are torch in float64.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import math
 
@@ -847,3 +848,141 @@ def test_scipy_backend_has_no_normalisation(func, rng):
     with pytest.raises(NotImplementedError) as excinfo:
         NORM_CALLS[func](**arrays, be="scipy")
     message_names(excinfo, func, "scipy")
+
+
+# --------------------------------------------------------------------------------------
+# the numba backend's fused entry points against the composition they replace
+
+# public call -> the fused numba entry point it must reach; each call returns a tuple of
+# arrays (outputs, gradients, updated running statistics).
+def _fused_calls(x, dy, weight, bias, layer_weight, layer_bias, backend):
+    channels = x.shape[1]
+    trailing = x.shape[1:]
+
+    def running():
+        return np.zeros(channels), np.ones(channels)
+
+    def with_running(call):
+        mean, var = running()
+        return (call(mean, var), mean, var)
+
+    return {
+        "batch_norm": ("standardize", lambda: with_running(
+            lambda m, v: fastcorr.batch_norm(x, m, v, weight, bias, True, 0.3, backend=backend))),
+        "instance_norm": ("standardize", lambda: with_running(
+            lambda m, v: fastcorr.instance_norm(x, m, v, weight, bias, True, 0.3,
+                                                backend=backend))),
+        "group_norm 1 channel per group": ("standardize", lambda: (
+            fastcorr.group_norm(x, channels, weight, bias, backend=backend),)),
+        "group_norm 3 channels per group": ("standardize", lambda: (
+            fastcorr.group_norm(x, channels // 3, weight, bias, backend=backend),)),
+        "group_norm 1 group": ("standardize", lambda: (
+            fastcorr.group_norm(x, 1, weight, bias, backend=backend),)),
+        "layer_norm": ("layer_standardize", lambda: (
+            fastcorr.layer_norm(x, trailing, layer_weight, layer_bias, backend=backend),)),
+        "batch_norm_backward": ("standardize_backward", lambda: fastcorr.batch_norm_backward(
+            dy, x, None, None, weight, bias, True, backend=backend)),
+        "instance_norm_backward": ("standardize_backward", lambda: (
+            fastcorr.instance_norm_backward(dy, x, None, None, weight, bias, backend=backend))),
+        "group_norm_backward 3 channels per group": ("standardize_backward", lambda: (
+            fastcorr.group_norm_backward(dy, x, channels // 3, weight, bias, backend=backend))),
+        "group_norm_backward 1 group": ("standardize_backward", lambda: (
+            fastcorr.group_norm_backward(dy, x, 1, weight, bias, backend=backend))),
+        "layer_norm_backward": ("layer_standardize_backward", lambda: (
+            fastcorr.layer_norm_backward(dy, x, trailing, layer_weight, layer_bias,
+                                         backend=backend))),
+    }
+
+
+FUSED_CASES = list(_fused_calls(np.zeros((1, 3, 1, 1)), *[None] * 5, None))
+
+
+@pytest.mark.skipif("numba" not in CPU_BACKENDS, reason="numba is not available")
+@pytest.mark.parametrize("backend", ["numba", "auto"])
+@pytest.mark.parametrize("affine", AFFINE, ids=_ids)
+@pytest.mark.parametrize("layout", ["contiguous", "view"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
+@pytest.mark.parametrize("case", FUSED_CASES)
+def test_numba_fused_entries_match_their_fallback(case, dtype, layout, affine, backend, rng,
+                                                  monkeypatch, restore_threads):
+    """The fused numba kernels are reached and give what the plain kernels composed give.
+
+    The composition is what the front end falls back to where a backend lacks the fused
+    entry point or refuses the shape (:class:`fastcorr._dispatch.Unsupported`).
+    """
+    numba_backend = importlib.import_module("fastcorr.backends.numba")
+
+    fastcorr.set_num_threads(2)  # few enough threads that the fused kernels accept the shapes
+    base = random_array(rng, (5, 6, 5, 7), dtype) + 3.0  # odd rows: layer norm pairs them
+    x = base if layout == "contiguous" else np.ascontiguousarray(
+        base.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)[:, :, ::-1]
+    x[1, 2] = -1.25  # a constant (sample, channel) slice: 0, not NaN
+    dy = random_array(rng, x.shape, dtype)
+    weight, bias = _affine(rng, (x.shape[1],), dtype, *affine)
+    layer_weight, layer_bias = _affine(rng, x.shape[1:], dtype, *affine)
+    entry, call = _fused_calls(x, dy, weight, bias, layer_weight, layer_bias, backend)[case]
+
+    fused_entry = getattr(numba_backend, entry)
+    reached = []
+    monkeypatch.setattr(numba_backend, entry, lambda *args: reached.append(entry)
+                        or fused_entry(*args))
+    fused = call()
+    assert reached, f"{case} did not reach numba's {entry}"
+
+    def refuse(*args):
+        raise fastcorr._dispatch.Unsupported("shape", "refused by the test")
+
+    monkeypatch.setattr(numba_backend, entry, refuse)
+    composed = call()
+    naive = _fused_calls(x, dy, weight, bias, layer_weight, layer_bias, "naive")[case][1]()
+    for got, want, ref in zip(fused, composed, naive, strict=True):
+        assert (got is None) == (want is None) == (ref is None), case
+        if got is None:
+            continue
+        assert got.dtype == want.dtype and got.shape == want.shape, case
+        assert not np.isnan(got).any(), case
+        rtol = rtol_for(dtype, x.size)  # running statistics are float64 arrays
+        assert_close(got, want, dtype=got.dtype, rtol=rtol, context=f"{case} vs composition")
+        assert_close(got, ref, dtype=got.dtype, rtol=rtol, context=f"{case} vs naive")
+
+
+@pytest.mark.parametrize("backend", NORM_BACKENDS)
+def test_norm_statistics_float32_stability(backend, restore_threads):
+    """SPEC: the norms' batch statistics keep a float32 variance with mean 1e4, std 1e-2.
+
+    Seen through the running variance (momentum 1: the unbiased batch variance itself).
+    """
+    fastcorr.set_num_threads(2)
+    rng = np.random.default_rng(7)
+    x = (1e4 + 1e-2 * rng.standard_normal((4, 3, 40, 50))).astype(np.float32)
+    wide = x.astype(np.float64)
+    for name, axes, per_sample in (("batch_norm", (0, 2, 3), False),
+                                   ("instance_norm", (2, 3), True)):
+        running_mean, running_var = np.zeros(3), np.ones(3)
+        getattr(fastcorr, name)(x, running_mean, running_var, None, None, True, 1.0,
+                                backend=backend)
+        reference = wide.var(axis=axes, ddof=1)
+        reference = reference.mean(0) if per_sample else reference
+        assert np.all(np.abs(running_var / reference - 1) < 1e-3), (name, running_var, reference)
+
+
+@pytest.mark.skipif("numba" not in CPU_BACKENDS, reason="numba is not available")
+@pytest.mark.parametrize("group", [1, 3])
+@pytest.mark.parametrize("view", ["batch", "instance"])
+def test_numba_fused_blocks_do_not_change_results(view, group, monkeypatch, rng,
+                                                  restore_threads):
+    """The fused kernels' blocks of groups (one group each, or many) give the same bits."""
+    kernels = importlib.import_module("fastcorr.backends.numba.norm")
+    fastcorr.set_num_threads(2)
+    x = random_array(rng, (4, 6, 33), np.float32)
+    x = x if view == "batch" else x.reshape(1, 24, 33)
+    dy = random_array(rng, x.shape, np.float32)
+    weight, bias = (random_array(rng, (x.shape[1],), np.float64) for _ in range(2))
+    results = []
+    for block_bytes in (1, kernels.BLOCK_BYTES):
+        monkeypatch.setattr(kernels, "BLOCK_BYTES", block_bytes)
+        results.append(kernels.standardize(x, group, 1e-5, weight, bias)
+                       + kernels.standardize_backward(dy, x, group, 1e-5, weight))
+    assert kernels._block(x, group) > 1
+    for one_by_one, blocked in zip(*results, strict=True):
+        np.testing.assert_array_equal(one_by_one, blocked)

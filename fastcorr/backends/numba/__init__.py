@@ -11,7 +11,15 @@ FFT in strips, shared),
 :func:`avg_pool` and their backward, values-only
 :func:`global_avg_pool` and :func:`global_max_pool`) and the normalisation kernels
 (:func:`moments`, :func:`dot_moments`, :func:`scale_shift`, :func:`axpby`,
-:func:`layer_normalize`, :func:`layer_norm_backward`)).
+:func:`layer_normalize`, :func:`layer_norm_backward`), and their fused forms,
+which only this backend has (the front ends fall back to the plain ones):
+``standardize(x, group, eps, weight, bias) -> (y, mean, var)`` and
+``standardize_backward(dy, x, group, eps, weight) -> (grad_input, sum_dy,
+sum_dy_xhat)`` (batch statistics per group of ``group`` consecutive slices
+of a ``(P, Q, S)`` view, affine per slice), ``layer_standardize(x, eps,
+weight, bias) -> y`` and ``layer_standardize_backward(dy, x, eps, weight)
+-> (grad_input, grad_weight, grad_bias)`` (layer norm over the rows of
+``(R, M)``).
 
 Importing this module compiles nothing; each kernel compiles on its first
 call for the dtypes it meets, cached on disk where a cache directory is
@@ -30,7 +38,18 @@ from .grad import (
     conv_weight_grad_padded,
 )
 from .im2col import fold, unfold
-from .norm import axpby, dot_moments, layer_norm_backward, layer_normalize, moments, scale_shift
+from .norm import (
+    axpby,
+    dot_moments,
+    layer_norm_backward,
+    layer_normalize,
+    layer_standardize,
+    layer_standardize_backward,
+    moments,
+    scale_shift,
+    standardize,
+    standardize_backward,
+)
 from .pool import (
     avg_pool,
     avg_pool_backward,
@@ -60,9 +79,13 @@ __all__ = [
     "global_max_pool",
     "layer_norm_backward",
     "layer_normalize",
+    "layer_standardize",
+    "layer_standardize_backward",
     "max_pool",
     "max_pool_backward",
     "moments",
     "scale_shift",
+    "standardize",
+    "standardize_backward",
     "unfold",
 ]

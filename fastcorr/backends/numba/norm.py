@@ -24,9 +24,21 @@ no partials either.
 Layers: ``@jit(inline='always')`` chunk workers with lane accumulators in
 registers, parallel drivers over tasks (the moments merge their rows
 inside, the plain sums in the wrapper), and the thin entry points.
-``standardize`` and ``standardize_backward`` fuse statistics and output per
-slice while it is in cache (measured 1.2-1.9x faster, docs/benchmarks.md);
-the front ends do not call them yet.
+
+The fused kernels (``standardize``, ``standardize_backward``,
+``layer_standardize``, ``layer_standardize_backward``) take a slice's (or a
+group of slices') statistics and then its output while it is in cache, so
+``x`` and ``dy`` come from memory once.  Their tasks are whole groups, so
+they refuse (:class:`Unsupported`) shapes with fewer groups than threads
+and the front ends fall back to the kernels above.  A task of
+``standardize*`` is a run of consecutive groups, not one group: each
+thread then reads and writes long sequential streams, which measured
+1.1-1.8x faster on 32x64x56x56 than groups handed out one by one
+(alternating between the threads); within a run, ``BLOCK_BYTES`` of
+groups take their statistics, then their output.  Memory, not arithmetic,
+bounds them: on 32x64x56x56 the output pass costs about as much as the
+statistics pass even with its inputs in cache (the stores' read for
+ownership); non-temporal stores measured slower.
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..._dispatch import Unsupported
 from ._jit import fetch_add, jit, stack_empty
 
 # Elements per unit: a float32 chunk is 16 KiB.
@@ -45,6 +58,10 @@ LANES = 64
 BLOCK = 16
 # Tasks per thread (see the module docstring).
 TASKS_PER_THREAD = 4
+# Bytes of x per block of the fused standardize kernels: a block's x (and dy)
+# stays in L2 between its two passes; blocks of small slices (instance norm)
+# make longer sequential phases, measured 5-15 % faster than single slices.
+BLOCK_BYTES = 128 * 1024
 # Columns per task of layer_norm_backward's second pass (two float64 column
 # sums of 64 KiB each stay in L2 while every row passes).
 COLUMN_BLOCK = 8192
@@ -98,7 +115,8 @@ def _chunk_shifted_sums(values, length, shift):
 def _chunk_dot(dy, x, weight, length, shift):
     """``(sum(g), sum(g * (x - shift)))`` with ``g = dy * weight`` over ``[:length]``, float64.
 
-    ``weight`` is a float64 array.  ``shift`` has ``x``'s dtype and should
+    ``weight`` has ``x``'s dtype (read at half the bytes of float64; the products are
+    float64 all the same).  ``shift`` has ``x``'s dtype and should
     be one of its values, so that the centred sum does not cancel; callers
     move it to the true mean in float64 (``+ (shift - mean) * sum(g)``).
     All in float64: layer norm's input gradient subtracts these sums from
@@ -171,6 +189,70 @@ def _chunk_dot_narrow(dy, x, length, shift):
         result += gradient
         result_centred += gradient * (np.float64(x[i]) - wide_shift)
     return result, result_centred
+
+
+@jit(inline="always")
+def _chunk_stats(dy, x, length, shift):
+    """:func:`_chunk_shifted_sums` of ``x`` and :func:`_chunk_dot_narrow` in one loop.
+
+    ``(sum(x - shift), sum((x - shift) ** 2), sum(dy), sum(dy * (x - shift)))``,
+    the same sums in the same order (so the same bits), reading ``dy`` and
+    ``x`` side by side: measured 4-5 % faster than the two calls in the fused
+    backward, whose memory streams then advance together.
+    """
+    total = numba.carray(stack_empty(LANES, np.float64), (LANES,))
+    total_squares = numba.carray(stack_empty(LANES, np.float64), (LANES,))
+    total_dy = numba.carray(stack_empty(LANES, np.float64), (LANES,))
+    total_centred = numba.carray(stack_empty(LANES, np.float64), (LANES,))
+    run = numba.carray(stack_empty(LANES, x.dtype), (LANES,))
+    run_squares = numba.carray(stack_empty(LANES, x.dtype), (LANES,))
+    run_dy = numba.carray(stack_empty(LANES, x.dtype), (LANES,))
+    run_centred = numba.carray(stack_empty(LANES, x.dtype), (LANES,))
+    for lane in range(LANES):
+        total[lane] = 0.0
+        total_squares[lane] = 0.0
+        total_dy[lane] = 0.0
+        total_centred[lane] = 0.0
+    blocks = length // LANES
+    for first_block in range(0, blocks, BLOCK):
+        for lane in range(LANES):
+            run[lane] = 0
+            run_squares[lane] = 0
+            run_dy[lane] = 0
+            run_centred[lane] = 0
+        for block in range(first_block, min(first_block + BLOCK, blocks)):
+            x_chunk = x[block * LANES:]
+            dy_chunk = dy[block * LANES:]
+            for lane in range(LANES):
+                deviation = x_chunk[lane] - shift
+                gradient = dy_chunk[lane]
+                run[lane] += deviation
+                run_squares[lane] += deviation * deviation
+                run_dy[lane] += gradient
+                run_centred[lane] += gradient * deviation
+        for lane in range(LANES):
+            total[lane] += run[lane]
+            total_squares[lane] += run_squares[lane]
+            total_dy[lane] += run_dy[lane]
+            total_centred[lane] += run_centred[lane]
+    result = 0.0
+    result_squares = 0.0
+    result_dy = 0.0
+    result_centred = 0.0
+    for lane in range(LANES):
+        result += total[lane]
+        result_squares += total_squares[lane]
+        result_dy += total_dy[lane]
+        result_centred += total_centred[lane]
+    wide_shift = np.float64(shift)
+    for i in range(blocks * LANES, length):
+        deviation = np.float64(x[i]) - wide_shift
+        gradient = np.float64(dy[i])
+        result += deviation
+        result_squares += deviation * deviation
+        result_dy += gradient
+        result_centred += gradient * deviation
+    return result, result_squares, result_dy, result_centred
 
 
 @jit(inline="always")
@@ -458,93 +540,224 @@ def _affine_rows(dy, x, first_q, group, a, b, c, out):
 
 
 @jit(parallel=True)
-def _standardize(x, group, eps, weight, bias, out, means, variances, threads):
+def _standardize(x, group, eps, weight, bias, block, out, means, variances, threads):
     """Fused forward: per group of ``group`` slices the moments, then the affine map.
 
     ``x`` is ``(P, Q, S)``; statistics per group of consecutive ``q`` (over
     ``p``, those ``q`` and ``s``); ``weight``/``bias`` float64 per ``q``.
     ``out = x * scale[q] + shift[q]`` with ``scale = rstd * weight`` and
     ``shift = bias - mean * scale`` rounded to ``x``'s dtype, as the
-    unfused ``scale_shift``.  A task is one group: its second pass reads
-    what the first left in cache.
+    unfused ``scale_shift``.  A task is a run of consecutive groups, taken
+    ``block`` groups at a time: their moments, then their output, reading
+    from cache what the first pass left there (see the module docstring).
     """
-    slices = x.shape[1]
-    tasks = slices // group
+    groups = x.shape[1] // group
+    tasks = min(groups, TASKS_PER_THREAD * threads)
     next_task = np.zeros(1, dtype=np.int64)
     for _ in prange(min(threads, tasks)):
-        zero = np.zeros(group, dtype=x.dtype)
-        scales = np.empty(group, dtype=x.dtype)
-        shifts = np.empty(group, dtype=x.dtype)
+        zero = np.zeros(group * block, dtype=x.dtype)
+        scales = np.empty(group * block, dtype=x.dtype)
+        shifts = np.empty(group * block, dtype=x.dtype)
         while True:
             task = fetch_add(next_task, 1)
             if task >= tasks:
                 break
-            first_q = task * group
-            mean, m2 = _group_moments(x, first_q, group)
-            variance = m2 / (x.shape[0] * group * x.shape[2])
-            rstd = 1.0 / np.sqrt(variance + eps)
-            means[task] = mean
-            variances[task] = variance
-            for j in range(group):
-                scale = rstd * weight[first_q + j]
-                scales[j] = scale
-                shifts[j] = bias[first_q + j] - mean * scale
-            _affine_rows(x, x, first_q, group, scales, zero, shifts, out)
+            end = (task + 1) * groups // tasks
+            for first in range(task * groups // tasks, end, block):
+                last = min(first + block, end)
+                for index in range(first, last):
+                    first_q = index * group
+                    mean, m2 = _group_moments(x, first_q, group)
+                    variance = m2 / (x.shape[0] * group * x.shape[2])
+                    rstd = 1.0 / np.sqrt(variance + eps)
+                    means[index] = mean
+                    variances[index] = variance
+                    for q in range(first_q, first_q + group):
+                        scale = rstd * weight[q]
+                        scales[q - first * group] = scale
+                        shifts[q - first * group] = bias[q] - mean * scale
+                _affine_rows(x, x, first * group, (last - first) * group, scales, zero, shifts,
+                             out)
     return out, means, variances
 
 
+@jit(inline="always")
+def _group_sums(dy, x, first_q, group, sums, centred_sums):
+    """One pass over a group: ``(mean, m2)`` and per ``q`` ``sum(dy)``, ``sum(dy * (x - mean))``.
+
+    Each chunk is read once (:func:`_chunk_stats`): its moments merge as in
+    :func:`_group_moments`; its dot sums, taken about the chunk's first
+    value, move in float64 to one
+    fixed value of the group, and from it to the mean at the end (``mean``
+    is only known then).  ``sums``/``centred_sums`` are indexed by ``q``.
+    """
+    batch, _, length = x.shape
+    anchor = np.float64(x[0, first_q, 0])
+    mean = 0.0
+    m2 = 0.0
+    seen = 0
+    for q in range(first_q, first_q + group):
+        total = 0.0
+        centred = 0.0
+        for p in range(batch):
+            for start in range(0, length, CHUNK):
+                size = min(CHUNK, length - start)
+                values = x[p, q, start:]
+                shift = values[0]
+                shifted, shifted_squares, chunk_sum, chunk_centred = _chunk_stats(
+                    dy[p, q, start:], values, size, shift)
+                merged = seen + size
+                delta = np.float64(shift) + shifted / size - mean
+                mean += delta * size / merged
+                m2 += (max(shifted_squares - shifted * shifted / size, 0.0)
+                       + delta * delta * seen * size / merged)
+                seen = merged
+                total += chunk_sum
+                centred += chunk_centred + (np.float64(shift) - anchor) * chunk_sum
+        sums[q] = total
+        centred_sums[q] = centred
+    for q in range(first_q, first_q + group):
+        centred_sums[q] += (anchor - mean) * sums[q]
+    return mean, m2
+
+
 @jit(parallel=True)
-def _standardize_backward(dy, x, group, eps, weight, grad_input, sums, xhat_sums, threads):
+def _standardize_backward(dy, x, group, eps, weight, block, grad_input, sums, xhat_sums,
+                          threads):
     """Fused backward of :func:`_standardize` (batch statistics), per group of slices.
 
-    Per group: the moments of ``x``; per ``q`` ``sum(dy)`` and ``sum(dy *
-    xhat)``; then ``grad_input = dy * a[q] + x * b + c[q]`` as
-    :func:`fastcorr.norm._affine_backward` writes it (coefficients rounded to
-    ``x``'s dtype).  ``sums``/``xhat_sums`` get the per-``q`` sums (float64)
-    for the weight and bias gradients.
+    Per group, one pass for the moments of ``x`` and per ``q`` ``sum(dy)``
+    and ``sum(dy * xhat)`` (:func:`_group_sums`); then, for ``block``
+    groups at a time as in :func:`_standardize`, ``grad_input = dy * a[q] +
+    x * b + c[q]`` from cache, as :func:`fastcorr.norm._standardize_backward`
+    composes it (coefficients rounded to ``x``'s dtype).  ``sums`` and
+    ``xhat_sums`` get the per-``q`` sums (float64) for the weight and bias
+    gradients.
     """
     batch, slices, length = x.shape
-    tasks = slices // group
+    groups = slices // group
+    tasks = min(groups, TASKS_PER_THREAD * threads)
     count = batch * group * length
     next_task = np.zeros(1, dtype=np.int64)
     for _ in prange(min(threads, tasks)):
-        a = np.empty(group, dtype=x.dtype)
-        b = np.empty(group, dtype=x.dtype)
-        c = np.empty(group, dtype=x.dtype)
+        a = np.empty(group * block, dtype=x.dtype)
+        b = np.empty(group * block, dtype=x.dtype)
+        c = np.empty(group * block, dtype=x.dtype)
         while True:
             task = fetch_add(next_task, 1)
             if task >= tasks:
                 break
-            first_q = task * group
-            mean, m2 = _group_moments(x, first_q, group)
-            rstd = 1.0 / np.sqrt(m2 / count + eps)
-            sum_g = 0.0
-            sum_g_xhat = 0.0
-            for q in range(first_q, first_q + group):
-                total = 0.0
-                centred = 0.0
-                for p in range(batch):
-                    for start in range(0, length, CHUNK):
-                        x_chunk = x[p, q, start:]
-                        chunk_sum, chunk_centred = _chunk_dot_narrow(
-                            dy[p, q, start:], x_chunk, min(CHUNK, length - start), x_chunk[0])
-                        total += chunk_sum
-                        centred += chunk_centred + (np.float64(x_chunk[0]) - mean) * chunk_sum
-                sums[q] = total
-                xhat_sums[q] = centred * rstd
-                sum_g += weight[q] * total
-                sum_g_xhat += weight[q] * centred * rstd
-            slope = -rstd * rstd * sum_g_xhat / count
-            for j in range(group):
-                a[j] = rstd * weight[first_q + j]
-                b[j] = slope
-                c[j] = -rstd * sum_g / count - slope * mean
-            _affine_rows(dy, x, first_q, group, a, b, c, grad_input)
+            end = (task + 1) * groups // tasks
+            for first in range(task * groups // tasks, end, block):
+                last = min(first + block, end)
+                for index in range(first, last):
+                    first_q = index * group
+                    mean, m2 = _group_sums(dy, x, first_q, group, sums, xhat_sums)
+                    rstd = 1.0 / np.sqrt(m2 / count + eps)
+                    sum_g = 0.0
+                    sum_g_xhat = 0.0
+                    for q in range(first_q, first_q + group):
+                        xhat_sums[q] *= rstd
+                        sum_g += weight[q] * sums[q]
+                        sum_g_xhat += weight[q] * xhat_sums[q]
+                    slope = -rstd * rstd * sum_g_xhat / count
+                    for q in range(first_q, first_q + group):
+                        a[q - first * group] = rstd * weight[q]
+                        b[q - first * group] = slope
+                        c[q - first * group] = -rstd * sum_g / count - slope * mean
+                _affine_rows(dy, x, first * group, (last - first) * group, a, b, c, grad_input)
     return grad_input, sums, xhat_sums
+
+
+@jit(parallel=True)
+def _layer_standardize(x, eps, weight, bias, out, threads):
+    """Fused layer norm forward: per row of ``(R, M)`` the moments, then the elementwise map.
+
+    ``out = (x - mean) * rstd * weight + bias`` with ``mean``/``rstd``
+    rounded to ``x``'s dtype, as :func:`_layer_normalize`.  A task is a pair
+    of rows (the last row twice for odd ``R``): their moments, then both
+    outputs in one pass over ``weight`` and ``bias``, in column chunks
+    (measured 1.05-1.3x faster than single rows on 32x64x56x56 and
+    20x20x50x50: the parameters are as large as a row).
+    """
+    rows, width = x.shape
+    x3 = x.reshape((1, rows, width))
+    pairs = (rows + 1) // 2
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, pairs)):
+        rounded = np.empty(4, dtype=x.dtype)
+        while True:
+            pair = fetch_add(next_task, 1)
+            if pair >= pairs:
+                break
+            first = 2 * pair
+            second = min(first + 1, rows - 1)
+            for k, r in enumerate((first, second)):
+                mean, m2 = _group_moments(x3, r, 1)
+                rounded[2 * k] = mean  # mean and rstd in x's dtype, as _layer_normalize
+                rounded[2 * k + 1] = 1.0 / np.sqrt(m2 / width + eps)
+            mean_a, rstd_a, mean_b, rstd_b = rounded[0], rounded[1], rounded[2], rounded[3]
+            for start in range(0, width, CHUNK):
+                x_a = x[first, start:]
+                x_b = x[second, start:]
+                out_a = out[first, start:]
+                out_b = out[second, start:]
+                weight_chunk = weight[start:]
+                bias_chunk = bias[start:]
+                for m in range(min(CHUNK, width - start)):
+                    out_a[m] = (x_a[m] - mean_a) * rstd_a * weight_chunk[m] + bias_chunk[m]
+                    out_b[m] = (x_b[m] - mean_b) * rstd_b * weight_chunk[m] + bias_chunk[m]
+    return out
+
+
+@jit(parallel=True)
+def _layer_row_stats(dy, x, weight, eps, means, rstds, sums, xhat_sums, threads):
+    """Per row of ``(R, M)``: mean, rstd, ``sum(dy * w)`` and ``sum(dy * w * xhat)``, float64.
+
+    One pass over each row (a task), chunk by chunk: moments as in
+    :func:`_group_moments`, dot sums in float64 about the row's first value
+    (:func:`_chunk_dot`), moved to the mean at the end.
+    """
+    rows, width = x.shape
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, rows)):
+        while True:
+            r = fetch_add(next_task, 1)
+            if r >= rows:
+                break
+            anchor = x[r, 0]
+            mean = 0.0
+            m2 = 0.0
+            total = 0.0
+            centred = 0.0
+            for start in range(0, width, CHUNK):
+                size = min(CHUNK, width - start)
+                values = x[r, start:]
+                shifted, shifted_squares = _chunk_shifted_sums(values, size, values[0])
+                merged = start + size
+                delta = np.float64(values[0]) + shifted / size - mean
+                mean += delta * size / merged
+                m2 += (max(shifted_squares - shifted * shifted / size, 0.0)
+                       + delta * delta * start * size / merged)
+                chunk_sum, chunk_centred = _chunk_dot(dy[r, start:], values, weight[start:],
+                                                      size, anchor)
+                total += chunk_sum
+                centred += chunk_centred
+            rstd = 1.0 / np.sqrt(m2 / width + eps)
+            means[r] = mean
+            rstds[r] = rstd
+            sums[r] = total
+            xhat_sums[r] = (centred + (np.float64(anchor) - mean) * total) * rstd
+    return means, rstds, sums, xhat_sums
 
 
 def _chunks(length):
     return max(1, -(-length // CHUNK))
+
+
+def _row_parameter(values, width, dtype, fill):
+    """A layer norm parameter ``(M,)`` in ``dtype`` (not copied if it is); ``fill`` for None."""
+    return np.full(width, fill, dtype=dtype) if values is None else values.astype(dtype, copy=False)
 
 
 def _reduction_tasks(units):
@@ -625,8 +838,8 @@ def layer_normalize(x, mean, rstd, weight, bias):
     out = np.empty_like(x)
     if x.size:
         width = x.shape[1]
-        weight = np.ones(width, dtype=x.dtype) if weight is None else weight.astype(x.dtype)
-        bias = np.zeros(width, dtype=x.dtype) if bias is None else bias.astype(x.dtype)
+        weight = _row_parameter(weight, width, x.dtype, 1)
+        bias = _row_parameter(bias, width, x.dtype, 0)
         _layer_normalize(x, mean.astype(x.dtype), rstd.astype(x.dtype), weight, bias, out,
                          _chunks(width), numba.get_num_threads())
     return out
@@ -646,7 +859,7 @@ def layer_norm_backward(dy, x, mean, rstd, weight):
     grad_bias = np.zeros(width)
     if not x.size:
         return grad_input, grad_weight, grad_bias
-    weight = np.ones(width) if weight is None else weight.astype(np.float64)
+    weight = _row_parameter(weight, width, x.dtype, 1)
     mean = np.ascontiguousarray(mean, dtype=np.float64)
     rstd = np.ascontiguousarray(rstd, dtype=np.float64)
     chunks = _chunks(width)
@@ -665,43 +878,104 @@ def layer_norm_backward(dy, x, mean, rstd, weight):
     return grad_input, grad_weight, grad_bias
 
 
-def standardize(x, group, eps, weight=None, bias=None):
-    """Fused normalisation forward (not yet an entry point of the front ends).
+def _whole_slice_tasks(tasks):
+    """Refuse fused kernels that would leave threads idle (a task is a whole slice or group)."""
+    if tasks < numba.get_num_threads():
+        raise Unsupported("shape", f"{tasks} slices for {numba.get_num_threads()} threads: the "
+                          f"unfused kernels split slices")
 
-    ``x`` is ``(P, Q, S)``; statistics (batch statistics, biased variance)
-    per group of ``group`` consecutive ``q``; ``weight``/``bias`` per ``q``
-    or None.  Returns ``(y, mean, var)`` with ``mean``/``var`` float64 per
+
+def _block(x, group):
+    """Groups per block of the fused kernels: about ``BLOCK_BYTES`` of ``x``, at most all."""
+    group_bytes = max(1, x.shape[0] * group * x.shape[2] * x.itemsize)
+    return max(1, min(x.shape[1] // group, BLOCK_BYTES // group_bytes))
+
+
+def _per_q(values, slices):
+    return (np.ones(slices) if values is None
+            else np.ascontiguousarray(values, dtype=np.float64))
+
+
+def standardize(x, group, eps, weight, bias):
+    """Fused normalisation forward with batch statistics.
+
+    ``x`` is ``(P, Q, S)``; statistics (biased variance) per group of
+    ``group`` consecutive ``q``; ``weight``/``bias`` float per ``q`` or
+    None.  Returns ``(y, mean, var)`` with ``mean``/``var`` float64 per
     group: what ``moments`` then ``scale_shift`` give, in one call that
     reads ``x`` once from memory instead of twice (a group's data is read
-    again from cache).  Few groups (fewer than threads) leave threads idle.
+    again from cache).  Raises :class:`Unsupported` for fewer groups than
+    threads.
     """
     batch, slices, length = x.shape
     groups = slices // group
-    weight = np.ones(slices) if weight is None else np.asarray(weight, dtype=np.float64)
-    bias = np.zeros(slices) if bias is None else np.asarray(bias, dtype=np.float64)
+    _whole_slice_tasks(groups)
     out = np.empty_like(x)
     means = np.empty(groups)
     variances = np.empty(groups)
     if x.size:
-        _standardize(x, group, float(eps), weight, bias, out, means, variances,
-                     numba.get_num_threads())
+        bias = np.zeros(slices) if bias is None else _per_q(bias, slices)
+        _standardize(x, group, float(eps), _per_q(weight, slices), bias, _block(x, group), out,
+                     means, variances, numba.get_num_threads())
     return out, means, variances
 
 
-def standardize_backward(dy, x, group, eps, weight=None):
-    """Fused normalisation backward with batch statistics (not yet an entry point).
+def standardize_backward(dy, x, group, eps, weight):
+    """Fused normalisation backward with batch statistics (of :func:`standardize`).
 
     Returns ``(grad_input, sum_dy, sum_dy_xhat)``, the last two float64 per
     ``q``: what ``moments``, ``dot_moments`` and ``axpby`` give in
     :func:`fastcorr.norm._affine_backward`, reading ``dy`` and ``x`` once
-    from memory instead of three and two times.
+    from memory (and once from cache) instead of three and two times.
     """
     slices = x.shape[1]
-    weight = np.ones(slices) if weight is None else np.asarray(weight, dtype=np.float64)
+    _whole_slice_tasks(slices // group)
     grad_input = np.empty_like(x)
     sums = np.zeros(slices)
     xhat_sums = np.zeros(slices)
     if x.size:
-        _standardize_backward(dy, x, group, float(eps), weight, grad_input, sums, xhat_sums,
+        _standardize_backward(dy, x, group, float(eps), _per_q(weight, slices),
+                              _block(x, group), grad_input, sums, xhat_sums,
                               numba.get_num_threads())
     return grad_input, sums, xhat_sums
+
+
+def layer_standardize(x, eps, weight, bias):
+    """Fused layer norm forward: ``(x - mean) * rstd * weight + bias`` per row of ``(R, M)``.
+
+    What ``moments`` then ``layer_normalize`` give, reading each row once
+    from memory; ``weight``/``bias`` ``(M,)`` or None.  Raises
+    :class:`Unsupported` for fewer pairs of rows than threads.
+    """
+    rows, width = x.shape
+    _whole_slice_tasks((rows + 1) // 2)
+    out = np.empty_like(x)
+    if x.size:
+        weight = _row_parameter(weight, width, x.dtype, 1)
+        bias = _row_parameter(bias, width, x.dtype, 0)
+        _layer_standardize(x, float(eps), weight, bias, out, numba.get_num_threads())
+    return out
+
+
+def layer_standardize_backward(dy, x, eps, weight):
+    """Fused :func:`layer_norm_backward` that takes the row statistics itself.
+
+    ``(grad_input, sum_r dy * xhat, sum_r dy)``: one pass per row for its
+    moments and gradient sums, one by column blocks for the input gradient
+    and column sums.  Raises :class:`Unsupported` for fewer rows than threads.
+    """
+    rows, width = x.shape
+    _whole_slice_tasks(rows)
+    grad_input = np.empty_like(x)
+    grad_weight = np.zeros(width)
+    grad_bias = np.zeros(width)
+    if not x.size:
+        return grad_input, grad_weight, grad_bias
+    weight = _row_parameter(weight, width, x.dtype, 1)
+    mean, rstd, sum_g, sum_g_xhat = (np.empty(rows) for _ in range(4))
+    _layer_row_stats(dy, x, weight, float(eps), mean, rstd, sum_g, sum_g_xhat,
+                     numba.get_num_threads())
+    _layer_backward(dy, x, mean, rstd, weight, -rstd * rstd * sum_g_xhat / width,
+                    -rstd * sum_g / width, grad_input, grad_weight, grad_bias,
+                    numba.get_num_threads())
+    return grad_input, grad_weight, grad_bias
