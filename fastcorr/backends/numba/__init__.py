@@ -1,25 +1,28 @@
 """The numba backend: compiled CPU kernels (``@njit(parallel=True)``).
 
-Entry points (see :mod:`fastcorr._dispatch` for the contract):
-:func:`correlate_valid`, :func:`correlate_padded` (the same with implicit
-constant padding), :func:`correlate_fft` and ``correlate_fft_padded`` (SciPy's
-FFT in strips, shared),
-:func:`conv_forward`, :func:`unfold`, :func:`fold`; the convolution's adjoints
-:func:`conv_transpose` and :func:`conv_weight_grad` (with the fused
-:func:`conv_transpose_cropped`, :func:`conv_weight_grad_padded` and
-:func:`conv_bias_grad`, see :mod:`fastcorr.conv_backward`); pooling (:func:`max_pool`,
-:func:`avg_pool` and their backward, values-only
-:func:`global_avg_pool` and :func:`global_max_pool`) and the normalisation kernels
-(:func:`moments`, :func:`dot_moments`, :func:`scale_shift`, :func:`axpby`,
-:func:`layer_normalize`, :func:`layer_norm_backward`), and their fused forms,
-which only this backend has (the front ends fall back to the plain ones):
-``standardize(x, group, eps, weight, bias) -> (y, mean, var)`` and
+Entry points (see :mod:`fastcorr._dispatch` for the contract), by family:
+
+* correlation: :func:`correlate_valid`, :func:`correlate_fft` (SciPy's FFT,
+  shared, in strips of bounded size);
+* convolution: :func:`conv_forward`, :func:`unfold`, :func:`fold`, and the
+  adjoints :func:`conv_transpose`, :func:`conv_weight_grad`;
+* pooling: :func:`max_pool`, :func:`avg_pool` and their backward;
+* normalisation: :func:`moments`, :func:`dot_moments`, :func:`scale_shift`,
+  :func:`axpby`, :func:`layer_normalize`, :func:`layer_norm_backward`.
+
+Fused forms that only this backend has (the front ends fall back to the
+plain entry points elsewhere): :func:`correlate_padded` and
+``correlate_fft_padded`` (constant padding tile by tile, strip by strip);
+:func:`conv_transpose_cropped`, :func:`conv_weight_grad_padded`,
+:func:`conv_bias_grad` (the gradients of a padded convolution without the
+padded copies); :func:`global_avg_pool`, :func:`global_max_pool` (values
+only); ``standardize(x, group, eps, weight, bias) -> (y, mean, var)`` and
 ``standardize_backward(dy, x, group, eps, weight) -> (grad_input, sum_dy,
-sum_dy_xhat)`` (batch statistics per group of ``group`` consecutive slices
-of a ``(P, Q, S)`` view, affine per slice), ``layer_standardize(x, eps,
-weight, bias) -> y`` and ``layer_standardize_backward(dy, x, eps, weight)
--> (grad_input, grad_weight, grad_bias)`` (layer norm over the rows of
-``(R, M)``).
+sum_dy_xhat)`` (statistics per group of ``group`` consecutive slices of a
+``(P, Q, S)`` view, affine per slice: batch, instance and group norm),
+``layer_standardize(x, eps, weight, bias) -> y`` and
+``layer_standardize_backward(dy, x, eps, weight) -> (grad_input,
+grad_weight, grad_bias)`` (layer norm over the rows of ``(R, M)``).
 
 Importing this module compiles nothing; each kernel compiles on its first
 call for the dtypes it meets, cached on disk where a cache directory is
