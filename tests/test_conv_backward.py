@@ -540,6 +540,40 @@ def test_numba_stride1_correlation(filters, groups, dilation, positions, dtype, 
 
 
 @NUMBA
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("channels,groups,stride,dilation,crop", [
+    (8, 1, (1, 1, 1), (1, 1, 1), ((0, 0), (1, 1), (1, 1))),  # the C6 case: zero padding 1
+    (16, 2, (1, 1, 1), (1, 2, 1), ((0, 0), (0, 2), (1, 0))),  # grouped, dilated, asymmetric
+    (8, 1, (1, 2, 2), (1, 1, 1), ((0, 0), (0, 0), (0, 0))),   # strided: zeros between samples
+    (66, 1, (1, 1, 1), (1, 1, 1), ((0, 0), (1, 1), (1, 1))),  # last block mostly padding
+], ids=_ids)
+def test_numba_spread_correlation(channels, groups, stride, dilation, crop, threads, rng):
+    """conv_transpose's fused spread + GEMM (many volumes per thread, float32) is the naive one."""
+    import numba
+
+    from fastcorr.backends.numba.grad import SPREAD_TASKS_PER_THREAD, conv_transpose_cropped
+
+    kernel = (1, 3, 3)
+    batch = SPREAD_TASKS_PER_THREAD * threads  # just enough volumes for the fused path
+    grad = random_array(rng, (batch, 4 * groups, 1, 9, 13), np.float32)
+    weight = random_array(rng, (4 * groups, channels // groups) + kernel, np.float32)
+    size = tuple((n - 1) * s + d * (k - 1) + 1 for n, s, d, k in
+                 zip(grad.shape[2:], stride, dilation, kernel))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        got = conv_transpose_cropped(grad, weight, stride, dilation, groups, size, crop)
+    finally:
+        numba.set_num_threads(previous)
+    full = _naive().conv_transpose(grad.astype(np.float64), weight.astype(np.float64), stride,
+                                   dilation, groups, size)
+    ref = full[(slice(None), slice(None)) + tuple(slice(b, n - a) for n, (b, a) in
+                                                     zip(size, crop))]
+    assert_close(got, ref, dtype=np.float32, terms=4 * int(np.prod(kernel)),
+                 context=f"spread correlation C={channels} g={groups} s={stride} {crop}")
+
+
+@NUMBA
 @pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
 @pytest.mark.parametrize("shape", [(3, 5, 1, 7, 9), (1, 2, 1, 4, 4), (2, 1, 1, 1, 1),
                                    (0, 3, 1, 2, 2), (2, 3, 1, 0, 2)])

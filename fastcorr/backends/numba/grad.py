@@ -522,14 +522,20 @@ def conv_transpose(grad, weight, stride, dilation, groups, size, crop=((0, 0),) 
         full = conv_transpose(grad, weight, stride, dilation, groups, size)
         inner = tuple(slice(before, n - after) for n, (before, after) in zip(size, crop))
         return np.ascontiguousarray(full[(slice(None), slice(None)) + inner])
-    padded = np.empty((batch, filters) + lengths, dtype=grad.dtype)
-    _spread(grad, padded, offsets, tuple(stride), numba.get_num_threads())
     # Flipped kernel, (F, Cg) swapped within each group: (C, F/groups, kd, kh, kw).
     flipped = weight[:, :, ::-1, ::-1, ::-1].reshape(
         (groups, filters_per_group, group_channels) + kernel_size)
     transposed = np.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4, 5)).reshape(
         (groups * group_channels, filters_per_group) + kernel_size)
-    return _stride1_correlation(padded, transposed, tuple(dilation), groups)
+    dilation = tuple(dilation)
+    threads = numba.get_num_threads()
+    if (_wide_tile_fits(grad.dtype, lengths, kernel_size, dilation, group_channels)
+            and batch * groups >= SPREAD_TASKS_PER_THREAD * threads):
+        return _spread_correlation(grad, transposed, offsets, tuple(stride), lengths, dilation,
+                                   groups, threads)
+    padded = np.empty((batch, filters) + lengths, dtype=grad.dtype)
+    _spread(grad, padded, offsets, tuple(stride), threads)
+    return _stride1_correlation(padded, transposed, dilation, groups)
 
 
 # conv_transpose's own stride-1 implicit GEMM, float32: a tile of 8 filters x
@@ -611,31 +617,51 @@ def _transpose_gemm(x_volumes, weight_panels, tap_offsets, out, height, width, o
     return out
 
 
-def _stride1_correlation(x, weight, dilation, groups):
-    """``conv_forward(x, weight, None, 1, dilation, groups)``, with the wider tile where it fits.
+def _widened_positions(size, kernel_size, dilation):
+    """``(out_shape, positions)`` of a stride-1 valid correlation on a widened grid of ``size``."""
+    out_shape = tuple(n - d * (k - 1) for n, k, d in zip(size, kernel_size, dilation))
+    out_depth, out_height, out_width = out_shape
+    _, height, width = size
+    return out_shape, ((out_depth - 1) * height + out_height - 1) * width + out_width
+
+
+def _wide_tile_fits(dtype, size, kernel_size, dilation, filters_per_group):
+    """Whether the ``TRANSPOSE_FILTERS x TRANSPOSE_WIDTH`` tile serves this correlation.
 
     That is float32 with filters per group a multiple of ``TRANSPOSE_FILTERS``
     (or many: little padding in the last block) and at least one tile of
-    positions; anything else goes to ``conv_forward``.
+    positions.
+    """
+    positions = _widened_positions(size, kernel_size, dilation)[1]
+    return (dtype == np.float32 and positions >= TRANSPOSE_WIDTH
+            and (filters_per_group % TRANSPOSE_FILTERS == 0 or filters_per_group >= 64))
+
+
+def _transpose_panels(weight, groups):
+    """Panels ``(groups, filter_blocks, K, TRANSPOSE_FILTERS)`` of ``weight``, zero-padded."""
+    filters_per_group = weight.shape[0] // groups
+    blocks = -(-filters_per_group // TRANSPOSE_FILTERS)
+    rows = weight[0].size
+    panels = np.zeros((groups, blocks * TRANSPOSE_FILTERS, rows), dtype=weight.dtype)
+    panels[:, :filters_per_group] = weight.reshape(groups, filters_per_group, rows)
+    return np.ascontiguousarray(
+        panels.reshape(groups, blocks, TRANSPOSE_FILTERS, rows).transpose(0, 1, 3, 2))
+
+
+def _stride1_correlation(x, weight, dilation, groups):
+    """``conv_forward(x, weight, None, 1, dilation, groups)``, with the wider tile where it fits.
+
+    Where :func:`_wide_tile_fits` says no, ``conv_forward`` does it.
     """
     batch, channels, depth, height, width = x.shape
     filters = weight.shape[0]
-    filters_per_group = filters // groups
     kernel_shape = tuple(weight.shape[2:])
-    out_shape = tuple(n - d * (k - 1) for n, k, d in zip(x.shape[2:], kernel_shape, dilation))
-    out_depth, out_height, out_width = out_shape
-    positions = ((out_depth - 1) * height + out_height - 1) * width + out_width
-    if (x.dtype != np.float32 or positions < TRANSPOSE_WIDTH
-            or (filters_per_group % TRANSPOSE_FILTERS and filters_per_group < 64)):
+    if not _wide_tile_fits(x.dtype, x.shape[2:], kernel_shape, dilation, filters // groups):
         return conv_forward(x, weight, None, (1, 1, 1), dilation, groups)
+    out_shape, positions = _widened_positions(x.shape[2:], kernel_shape, dilation)
+    _, out_height, out_width = out_shape
     out = np.empty((batch, filters) + out_shape, dtype=x.dtype)
-    # Weight panels (groups, filter_blocks, K, TRANSPOSE_FILTERS), zero filters padding the last.
-    blocks = -(-filters_per_group // TRANSPOSE_FILTERS)
-    rows = weight[0].size
-    panels = np.zeros((groups, blocks * TRANSPOSE_FILTERS, rows), dtype=x.dtype)
-    panels[:, :filters_per_group] = weight.reshape(groups, filters_per_group, rows)
-    panels = np.ascontiguousarray(
-        panels.reshape(groups, blocks, TRANSPOSE_FILTERS, rows).transpose(0, 1, 3, 2))
+    panels = _transpose_panels(weight, groups)
     threads = numba.get_num_threads()
     # Several tasks per thread, each a multiple of the tile width.
     volumes = batch * groups
@@ -646,4 +672,91 @@ def _stride1_correlation(x, weight, dilation, groups):
                                     dilation),
                     out.reshape(batch, filters, -1), height, width, out_height, out_width,
                     min(max(per_task, TRANSPOSE_WIDTH), TRANSPOSE_TASK_POSITIONS), threads)
+    return out
+
+
+# The fused form below hands out whole (image, group) volumes, so it needs a
+# few of them per thread to balance the load.
+SPREAD_TASKS_PER_THREAD = 3
+
+
+@jit(parallel=True)
+def _spread_gemm(grad, weight_panels, tap_offsets, out, offsets, stride, lengths, out_height,
+                 out_width, task_positions, threads):
+    """:func:`_spread` and :func:`_transpose_gemm` in one parallel region, volume by volume.
+
+    A task is one ``(image, group)`` volume: it spreads that volume's
+    gradient into its thread's scratch grid (zeroed once: the positions
+    written are the same for every volume, the rest stays zero), then sweeps
+    the scratch grid in chunks of ``task_positions``, every filter block per
+    chunk.  The spread gradient is thus read back from the core's own cache
+    instead of a whole padded array written to and re-read from memory.
+    """
+    batch, filters, out_depth, grad_height, grad_width = grad.shape
+    groups, filter_blocks, _, _ = weight_panels.shape
+    filters_per_group = filters // groups
+    channels_per_group = out.shape[1] // groups
+    depth, height, width = lengths
+    positions = ((out.shape[2] // (out_height * out_width) - 1) * height
+                 + out_height - 1) * width + out_width
+    tasks = batch * groups
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        tile = np.empty((TRANSPOSE_FILTERS, TRANSPOSE_WIDTH), dtype=out.dtype)
+        scratch = np.zeros((filters_per_group, depth, height, width), dtype=grad.dtype)
+        volume = scratch.reshape(filters_per_group * depth * height * width)
+        while True:
+            task = fetch_add(next_task, 1)  # dynamic scheduling, see _jit.fetch_add
+            if task >= tasks:
+                break
+            image, group = divmod(task, groups)
+            for filter_index in range(filters_per_group):
+                source_volume = grad[image, group * filters_per_group + filter_index]
+                for z in range(out_depth):
+                    for y in range(grad_height):
+                        source = source_volume[z, y]
+                        target = scratch[filter_index, offsets[0] + z * stride[0],
+                                         offsets[1] + y * stride[1], offsets[2]:]
+                        if stride[2] == 1:  # its own loop: a plain vector copy
+                            for x in range(grad_width):
+                                target[x] = source[x]
+                        else:
+                            for x in range(grad_width):
+                                target[x * stride[2]] = source[x]
+            for start in range(0, positions, task_positions):
+                stop = min(start + task_positions, positions)
+                for block in range(filter_blocks):
+                    first_channel = group * channels_per_group + block * TRANSPOSE_FILTERS
+                    block_channels = min(TRANSPOSE_FILTERS,
+                                         channels_per_group - block * TRANSPOSE_FILTERS)
+                    for tile_index in range(start, stop, TRANSPOSE_WIDTH):
+                        # The last tile is shifted back to end at `stop` (recomputing a few).
+                        tile_start = min(tile_index, stop - TRANSPOSE_WIDTH)
+                        _transpose_tile(weight_panels[group, block], volume[tile_start:],
+                                        tap_offsets, tile)
+                        for row in range(block_channels):
+                            copy_valid(tile[row], tile_start, tile_start + TRANSPOSE_WIDTH, 0.0,
+                                       out[image, first_channel + row], width, height,
+                                       out_height, out_width)
+    return out
+
+
+def _spread_correlation(grad, weight, offsets, stride, lengths, dilation, groups, threads):
+    """:func:`_spread` then :func:`_stride1_correlation`, fused (:func:`_spread_gemm`).
+
+    ``weight`` is the flipped, transposed kernel ``(C, F / groups, ...)``;
+    :func:`_wide_tile_fits` must hold.
+    """
+    batch, filters = grad.shape[:2]
+    channels = weight.shape[0]
+    kernel_shape = tuple(weight.shape[2:])
+    out_shape, positions = _widened_positions(lengths, kernel_shape, dilation)
+    _, out_height, out_width = out_shape
+    out = np.empty((batch, channels) + out_shape, dtype=grad.dtype)
+    # Chunks of whole tiles, the last one at least a tile long.
+    chunk = max(TRANSPOSE_WIDTH, min(TRANSPOSE_TASK_POSITIONS, positions))
+    _spread_gemm(grad, _transpose_panels(weight, groups),
+                 tap_offsets_for((filters // groups,) + kernel_shape, lengths, dilation),
+                 out.reshape(batch, channels, -1), offsets, stride, lengths, out_height,
+                 out_width, chunk, threads)
     return out
