@@ -971,7 +971,8 @@ def test_norm_statistics_float32_stability(backend, restore_threads):
 @pytest.mark.parametrize("view", ["batch", "instance"])
 def test_numba_fused_blocks_do_not_change_results(view, group, monkeypatch, rng,
                                                   restore_threads):
-    """The fused kernels' blocks of groups (one group each, or many) give the same bits."""
+    """The fused kernels' blocks of groups (one group each, or many) and their serial and
+    parallel drivers give the same bits."""
     kernels = importlib.import_module("fastcorr.backends.numba.norm")
     fastcorr.set_num_threads(2)
     x = random_array(rng, (4, 6, 33), np.float32)
@@ -979,10 +980,13 @@ def test_numba_fused_blocks_do_not_change_results(view, group, monkeypatch, rng,
     dy = random_array(rng, x.shape, np.float32)
     weight, bias = (random_array(rng, (x.shape[1],), np.float64) for _ in range(2))
     results = []
-    for block_bytes in (1, kernels.BLOCK_BYTES):
+    for block_bytes, serial_bytes in ((1, 0), (kernels.BLOCK_BYTES, 0),
+                                      (kernels.BLOCK_BYTES, kernels.SERIAL_BYTES)):
         monkeypatch.setattr(kernels, "BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(kernels, "SERIAL_BYTES", serial_bytes)
         results.append(kernels.standardize(x, group, 1e-5, weight, bias)
                        + kernels.standardize_backward(dy, x, group, 1e-5, weight))
-    assert kernels._block(x, group) > 1
-    for one_by_one, blocked in zip(*results, strict=True):
+    assert kernels._block(x, group) > 1 and x.nbytes <= kernels.SERIAL_BYTES
+    for one_by_one, blocked, serial in zip(*results, strict=True):
         np.testing.assert_array_equal(one_by_one, blocked)
+        np.testing.assert_array_equal(blocked, serial)

@@ -58,13 +58,40 @@ LANES = 64
 BLOCK = 16
 # Tasks per thread (see the module docstring).
 TASKS_PER_THREAD = 4
-# Bytes of x per block of the fused standardize kernels: a block's x (and dy)
-# stays in L2 between its two passes; blocks of small slices (instance norm)
-# make longer sequential phases, measured 5-15 % faster than single slices.
-BLOCK_BYTES = 128 * 1024
+# Bytes of x per block of the fused standardize kernels: a block's x, dy and
+# output then stay in L1 (48 KiB here) between its two passes.  Instance
+# norm's 10-12.5 KiB slices one by one measured 10-15 % faster than blocks of
+# 128 KiB (second pass from L2) on 20x20x50x50 (forward and backward) and
+# 32x64x56x56 (forward; backward equal); only slices of a few KiB form blocks.
+BLOCK_BYTES = 16 * 1024
+# Bytes of x up to which the fused standardize kernels run on the calling
+# thread: waking the other threads and joining them (OMP_WAIT_POLICY=passive,
+# as the benchmarks set it: torch's OpenMP runtime shares the cores) cost
+# about 40 us here, and every 20x20x50x50 float32 case (4 MB, in L3) measured
+# as fast or faster on one thread (forward 1.3-1.4x, backward 1.0x); the
+# 32x64x56x56 ones (26 MB, from memory) 1.5-1.8x faster on two.
+SERIAL_BYTES = 4 * 1024 * 1024
 # Columns per task of layer_norm_backward's second pass (two float64 column
 # sums of 64 KiB each stay in L2 while every row passes).
 COLUMN_BLOCK = 8192
+
+
+@jit(inline="always")
+def _lane_sums(first, second):
+    """The sums of two arrays of ``LANES`` float64 lanes, each folding halves into each other.
+
+    A few vector adds instead of chains of ``LANES`` dependent scalar adds,
+    which cost as much as loading a 2500-element slice from L3 (20x20x50x50
+    instance norm); two arrays at a time so that their folds overlap.
+    Overwrites both.
+    """
+    width = LANES // 2
+    while width > 0:
+        for lane in range(width):
+            first[lane] += first[lane + width]
+            second[lane] += second[lane + width]
+        width //= 2
+    return first[0], second[0]
 
 
 @jit(inline="always")
@@ -98,11 +125,7 @@ def _chunk_shifted_sums(values, length, shift):
         for lane in range(LANES):
             total[lane] += run[lane]
             total_squares[lane] += run_squares[lane]
-    result = 0.0
-    result_squares = 0.0
-    for lane in range(LANES):
-        result += total[lane]
-        result_squares += total_squares[lane]
+    result, result_squares = _lane_sums(total, total_squares)
     wide_shift = np.float64(shift)
     for i in range(blocks * LANES, length):
         deviation = np.float64(values[i]) - wide_shift
@@ -138,11 +161,7 @@ def _chunk_dot(dy, x, weight, length, shift):
             gradient = np.float64(dy_chunk[lane]) * weight_chunk[lane]
             total[lane] += gradient
             total_centred[lane] += gradient * (np.float64(x_chunk[lane]) - wide_shift)
-    result = 0.0
-    result_centred = 0.0
-    for lane in range(LANES):
-        result += total[lane]
-        result_centred += total_centred[lane]
+    result, result_centred = _lane_sums(total, total_centred)
     for i in range(blocks * LANES, length):
         gradient = np.float64(dy[i]) * weight[i]
         result += gradient
@@ -178,11 +197,7 @@ def _chunk_dot_narrow(dy, x, length, shift):
         for lane in range(LANES):
             total[lane] += run[lane]
             total_centred[lane] += run_centred[lane]
-    result = 0.0
-    result_centred = 0.0
-    for lane in range(LANES):
-        result += total[lane]
-        result_centred += total_centred[lane]
+    result, result_centred = _lane_sums(total, total_centred)
     wide_shift = np.float64(shift)
     for i in range(blocks * LANES, length):
         gradient = np.float64(dy[i])
@@ -235,15 +250,8 @@ def _chunk_stats(dy, x, length, shift):
             total_squares[lane] += run_squares[lane]
             total_dy[lane] += run_dy[lane]
             total_centred[lane] += run_centred[lane]
-    result = 0.0
-    result_squares = 0.0
-    result_dy = 0.0
-    result_centred = 0.0
-    for lane in range(LANES):
-        result += total[lane]
-        result_squares += total_squares[lane]
-        result_dy += total_dy[lane]
-        result_centred += total_centred[lane]
+    result, result_squares = _lane_sums(total, total_squares)
+    result_dy, result_centred = _lane_sums(total_dy, total_centred)
     wide_shift = np.float64(shift)
     for i in range(blocks * LANES, length):
         deviation = np.float64(x[i]) - wide_shift
@@ -539,8 +547,9 @@ def _affine_rows(dy, x, first_q, group, a, b, c, out):
                 out_row[s] = dy_row[s] * a_j + x_row[s] * b_j + c_j
 
 
-@jit(parallel=True)
-def _standardize(x, group, eps, weight, bias, block, out, means, variances, threads):
+@jit(inline="always")
+def _standardize_tasks(x, group, eps, weight, bias, block, out, means, variances, next_task,
+                       tasks):
     """Fused forward: per group of ``group`` slices the moments, then the affine map.
 
     ``x`` is ``(P, Q, S)``; statistics per group of consecutive ``q`` (over
@@ -550,34 +559,50 @@ def _standardize(x, group, eps, weight, bias, block, out, means, variances, thre
     unfused ``scale_shift``.  A task is a run of consecutive groups, taken
     ``block`` groups at a time: their moments, then their output, reading
     from cache what the first pass left there (see the module docstring).
+    Runs tasks taken from ``next_task`` until all ``tasks`` are taken.
     """
     groups = x.shape[1] // group
-    tasks = min(groups, TASKS_PER_THREAD * threads)
+    zero = np.zeros(group * block, dtype=x.dtype)
+    scales = np.empty(group * block, dtype=x.dtype)
+    shifts = np.empty(group * block, dtype=x.dtype)
+    while True:
+        task = fetch_add(next_task, 1)
+        if task >= tasks:
+            break
+        end = (task + 1) * groups // tasks
+        for first in range(task * groups // tasks, end, block):
+            last = min(first + block, end)
+            for index in range(first, last):
+                first_q = index * group
+                mean, m2 = _group_moments(x, first_q, group)
+                variance = m2 / (x.shape[0] * group * x.shape[2])
+                rstd = 1.0 / np.sqrt(variance + eps)
+                means[index] = mean
+                variances[index] = variance
+                for q in range(first_q, first_q + group):
+                    scale = rstd * weight[q]
+                    scales[q - first * group] = scale
+                    shifts[q - first * group] = bias[q] - mean * scale
+            _affine_rows(x, x, first * group, (last - first) * group, scales, zero, shifts,
+                         out)
+
+
+@jit(parallel=True)
+def _standardize(x, group, eps, weight, bias, block, out, means, variances, threads):
+    """:func:`_standardize_tasks` on ``threads`` threads."""
+    tasks = min(x.shape[1] // group, TASKS_PER_THREAD * threads)
     next_task = np.zeros(1, dtype=np.int64)
     for _ in prange(min(threads, tasks)):
-        zero = np.zeros(group * block, dtype=x.dtype)
-        scales = np.empty(group * block, dtype=x.dtype)
-        shifts = np.empty(group * block, dtype=x.dtype)
-        while True:
-            task = fetch_add(next_task, 1)
-            if task >= tasks:
-                break
-            end = (task + 1) * groups // tasks
-            for first in range(task * groups // tasks, end, block):
-                last = min(first + block, end)
-                for index in range(first, last):
-                    first_q = index * group
-                    mean, m2 = _group_moments(x, first_q, group)
-                    variance = m2 / (x.shape[0] * group * x.shape[2])
-                    rstd = 1.0 / np.sqrt(variance + eps)
-                    means[index] = mean
-                    variances[index] = variance
-                    for q in range(first_q, first_q + group):
-                        scale = rstd * weight[q]
-                        scales[q - first * group] = scale
-                        shifts[q - first * group] = bias[q] - mean * scale
-                _affine_rows(x, x, first * group, (last - first) * group, scales, zero, shifts,
-                             out)
+        _standardize_tasks(x, group, eps, weight, bias, block, out, means, variances,
+                           next_task, tasks)
+    return out, means, variances
+
+
+@jit()
+def _standardize_serial(x, group, eps, weight, bias, block, out, means, variances):
+    """:func:`_standardize_tasks` on the calling thread (small inputs, see ``SERIAL_BYTES``)."""
+    _standardize_tasks(x, group, eps, weight, bias, block, out, means, variances,
+                       np.zeros(1, dtype=np.int64), 1)
     return out, means, variances
 
 
@@ -621,51 +646,68 @@ def _group_sums(dy, x, first_q, group, sums, centred_sums):
     return mean, m2
 
 
-@jit(parallel=True)
-def _standardize_backward(dy, x, group, eps, weight, block, grad_input, sums, xhat_sums,
-                          threads):
-    """Fused backward of :func:`_standardize` (batch statistics), per group of slices.
+@jit(inline="always")
+def _standardize_backward_tasks(dy, x, group, eps, weight, block, grad_input, sums, xhat_sums,
+                                next_task, tasks):
+    """Fused backward of :func:`_standardize_tasks` (batch statistics), per group of slices.
 
     Per group, one pass for the moments of ``x`` and per ``q`` ``sum(dy)``
     and ``sum(dy * xhat)`` (:func:`_group_sums`); then, for ``block``
-    groups at a time as in :func:`_standardize`, ``grad_input = dy * a[q] +
-    x * b + c[q]`` from cache, as :func:`fastcorr.norm._standardize_backward`
+    groups at a time as in :func:`_standardize_tasks`, ``grad_input = dy *
+    a[q] + x * b + c[q]`` from cache, as :func:`fastcorr.norm._standardize_backward`
     composes it (coefficients rounded to ``x``'s dtype).  ``sums`` and
     ``xhat_sums`` get the per-``q`` sums (float64) for the weight and bias
-    gradients.
+    gradients.  Runs tasks taken from ``next_task`` until all ``tasks`` are taken.
     """
     batch, slices, length = x.shape
     groups = slices // group
-    tasks = min(groups, TASKS_PER_THREAD * threads)
     count = batch * group * length
+    a = np.empty(group * block, dtype=x.dtype)
+    b = np.empty(group * block, dtype=x.dtype)
+    c = np.empty(group * block, dtype=x.dtype)
+    while True:
+        task = fetch_add(next_task, 1)
+        if task >= tasks:
+            break
+        end = (task + 1) * groups // tasks
+        for first in range(task * groups // tasks, end, block):
+            last = min(first + block, end)
+            for index in range(first, last):
+                first_q = index * group
+                mean, m2 = _group_sums(dy, x, first_q, group, sums, xhat_sums)
+                rstd = 1.0 / np.sqrt(m2 / count + eps)
+                sum_g = 0.0
+                sum_g_xhat = 0.0
+                for q in range(first_q, first_q + group):
+                    xhat_sums[q] *= rstd
+                    sum_g += weight[q] * sums[q]
+                    sum_g_xhat += weight[q] * xhat_sums[q]
+                slope = -rstd * rstd * sum_g_xhat / count
+                for q in range(first_q, first_q + group):
+                    a[q - first * group] = rstd * weight[q]
+                    b[q - first * group] = slope
+                    c[q - first * group] = -rstd * sum_g / count - slope * mean
+            _affine_rows(dy, x, first * group, (last - first) * group, a, b, c, grad_input)
+
+
+@jit(parallel=True)
+def _standardize_backward(dy, x, group, eps, weight, block, grad_input, sums, xhat_sums,
+                          threads):
+    """:func:`_standardize_backward_tasks` on ``threads`` threads."""
+    tasks = min(x.shape[1] // group, TASKS_PER_THREAD * threads)
     next_task = np.zeros(1, dtype=np.int64)
     for _ in prange(min(threads, tasks)):
-        a = np.empty(group * block, dtype=x.dtype)
-        b = np.empty(group * block, dtype=x.dtype)
-        c = np.empty(group * block, dtype=x.dtype)
-        while True:
-            task = fetch_add(next_task, 1)
-            if task >= tasks:
-                break
-            end = (task + 1) * groups // tasks
-            for first in range(task * groups // tasks, end, block):
-                last = min(first + block, end)
-                for index in range(first, last):
-                    first_q = index * group
-                    mean, m2 = _group_sums(dy, x, first_q, group, sums, xhat_sums)
-                    rstd = 1.0 / np.sqrt(m2 / count + eps)
-                    sum_g = 0.0
-                    sum_g_xhat = 0.0
-                    for q in range(first_q, first_q + group):
-                        xhat_sums[q] *= rstd
-                        sum_g += weight[q] * sums[q]
-                        sum_g_xhat += weight[q] * xhat_sums[q]
-                    slope = -rstd * rstd * sum_g_xhat / count
-                    for q in range(first_q, first_q + group):
-                        a[q - first * group] = rstd * weight[q]
-                        b[q - first * group] = slope
-                        c[q - first * group] = -rstd * sum_g / count - slope * mean
-                _affine_rows(dy, x, first * group, (last - first) * group, a, b, c, grad_input)
+        _standardize_backward_tasks(dy, x, group, eps, weight, block, grad_input, sums,
+                                    xhat_sums, next_task, tasks)
+    return grad_input, sums, xhat_sums
+
+
+@jit()
+def _standardize_backward_serial(dy, x, group, eps, weight, block, grad_input, sums,
+                                 xhat_sums):
+    """:func:`_standardize_backward_tasks` on the calling thread (see ``SERIAL_BYTES``)."""
+    _standardize_backward_tasks(dy, x, group, eps, weight, block, grad_input, sums, xhat_sums,
+                                np.zeros(1, dtype=np.int64), 1)
     return grad_input, sums, xhat_sums
 
 
@@ -904,8 +946,8 @@ def standardize(x, group, eps, weight, bias):
     None.  Returns ``(y, mean, var)`` with ``mean``/``var`` float64 per
     group: what ``moments`` then ``scale_shift`` give, in one call that
     reads ``x`` once from memory instead of twice (a group's data is read
-    again from cache).  Raises :class:`Unsupported` for fewer groups than
-    threads.
+    again from cache); on one thread up to ``SERIAL_BYTES`` of ``x``.
+    Raises :class:`Unsupported` for fewer groups than threads.
     """
     batch, slices, length = x.shape
     groups = slices // group
@@ -914,9 +956,13 @@ def standardize(x, group, eps, weight, bias):
     means = np.empty(groups)
     variances = np.empty(groups)
     if x.size:
-        bias = np.zeros(slices) if bias is None else _per_q(bias, slices)
-        _standardize(x, group, float(eps), _per_q(weight, slices), bias, _block(x, group), out,
-                     means, variances, numba.get_num_threads())
+        args = (x, group, float(eps), _per_q(weight, slices),
+                np.zeros(slices) if bias is None else _per_q(bias, slices), _block(x, group),
+                out, means, variances)
+        if x.nbytes <= SERIAL_BYTES:
+            _standardize_serial(*args)
+        else:
+            _standardize(*args, numba.get_num_threads())
     return out, means, variances
 
 
@@ -926,7 +972,8 @@ def standardize_backward(dy, x, group, eps, weight):
     Returns ``(grad_input, sum_dy, sum_dy_xhat)``, the last two float64 per
     ``q``: what ``moments``, ``dot_moments`` and ``axpby`` give in
     :func:`fastcorr.norm._affine_backward`, reading ``dy`` and ``x`` once
-    from memory (and once from cache) instead of three and two times.
+    from memory (and once from cache) instead of three and two times; on
+    one thread up to ``SERIAL_BYTES`` of ``x``.
     """
     slices = x.shape[1]
     _whole_slice_tasks(slices // group)
@@ -934,9 +981,12 @@ def standardize_backward(dy, x, group, eps, weight):
     sums = np.zeros(slices)
     xhat_sums = np.zeros(slices)
     if x.size:
-        _standardize_backward(dy, x, group, float(eps), _per_q(weight, slices),
-                              _block(x, group), grad_input, sums, xhat_sums,
-                              numba.get_num_threads())
+        args = (dy, x, group, float(eps), _per_q(weight, slices), _block(x, group),
+                grad_input, sums, xhat_sums)
+        if x.nbytes <= SERIAL_BYTES:
+            _standardize_backward_serial(*args)
+        else:
+            _standardize_backward(*args, numba.get_num_threads())
     return grad_input, sums, xhat_sums
 
 
