@@ -990,3 +990,20 @@ def test_numba_fused_blocks_do_not_change_results(view, group, monkeypatch, rng,
     for one_by_one, blocked, serial in zip(*results, strict=True):
         np.testing.assert_array_equal(one_by_one, blocked)
         np.testing.assert_array_equal(blocked, serial)
+
+
+@pytest.mark.skipif("numba" not in CPU_BACKENDS, reason="numba is not available")
+@pytest.mark.parametrize("rows", [4, 5])
+def test_numba_layer_standardize_serial_and_parallel_agree(rows, monkeypatch, rng,
+                                                           restore_threads):
+    """The fused layer norm forward gives the same bits on the calling thread and on two."""
+    kernels = importlib.import_module("fastcorr.backends.numba.norm")
+    fastcorr.set_num_threads(2)
+    x = random_array(rng, (rows, 70), np.float32)
+    weight, bias = (random_array(rng, (70,), np.float32) for _ in range(2))
+    serial = kernels.layer_standardize(x, 1e-5, weight, bias)
+    monkeypatch.setattr(kernels, "SERIAL_BYTES", 0)
+    parallel = kernels.layer_standardize(x, 1e-5, weight, bias)
+    np.testing.assert_array_equal(serial, parallel)
+    reference = fastcorr.layer_norm(x, (70,), weight, bias, backend="naive")
+    assert_close(parallel, reference, terms=70)
