@@ -143,23 +143,30 @@ def padded_correlation_problems(draw):
     return shape, kernel, pad_width, dtype, fillvalue, seed
 
 
+def _padded_correlation_case(problem):
+    """``(x, kernel, pad_width, fill, reference)``: the reference is np.pad, then the
+    naive backend's 'valid' correlation."""
+    from importlib import import_module
+
+    shape, kernel_shape, pad_width, dtype, fillvalue, seed = problem
+    rng = np.random.default_rng(seed)
+    x = random_array(rng, shape, dtype)
+    kernel = random_array(rng, kernel_shape, dtype)
+    fill = np.asarray(fillvalue, dtype=dtype)[()]
+    naive_kernels = import_module("fastcorr.backends.naive")
+    reference = naive_kernels.correlate_valid(np.pad(x, pad_width, constant_values=fill), kernel)
+    return x, kernel, pad_width, fill, reference
+
+
 @SETTINGS
 @given(problem=padded_correlation_problems())
 def test_numba_correlate_padded_is_pad_then_correlate(problem):
     """The numba kernel that pads tile by tile equals np.pad then the naive correlation."""
     from importlib import import_module
 
-    numba_kernels = import_module("fastcorr.backends.numba")
-    naive_kernels = import_module("fastcorr.backends.naive")
-    shape, kernel_shape, pad_width, dtype, fillvalue, seed = problem
-    rng = np.random.default_rng(seed)
-    x = random_array(rng, shape, dtype)
-    kernel = random_array(rng, kernel_shape, dtype)
-    fill = np.asarray(fillvalue, dtype=dtype)[()]
-    padded = np.pad(x, pad_width, constant_values=fill)
+    x, kernel, pad_width, fill, ref = _padded_correlation_case(problem)
     before = x.copy()
-    got = numba_kernels.correlate_padded(x, kernel, pad_width, fill)
-    ref = naive_kernels.correlate_valid(padded, kernel)
+    got = import_module("fastcorr.backends.numba").correlate_padded(x, kernel, pad_width, fill)
     assert got.shape == ref.shape and got.dtype == ref.dtype
     assert_close(got, ref, terms=kernel.size)
     np.testing.assert_array_equal(x, before)
@@ -173,19 +180,13 @@ def test_fft_correlation_in_padded_strips_is_pad_then_correlate(problem, grid_po
     from importlib import import_module
 
     fft_module = import_module("fastcorr._fft")
-    naive_kernels = import_module("fastcorr.backends.naive")
-    shape, kernel_shape, pad_width, dtype, fillvalue, seed = problem
-    rng = np.random.default_rng(seed)
-    x = random_array(rng, shape, dtype)
-    kernel = random_array(rng, kernel_shape, dtype)
-    fill = np.asarray(fillvalue, dtype=dtype)[()]
+    x, kernel, pad_width, fill, ref = _padded_correlation_case(problem)
     saved = fft_module.MAX_GRID_POINTS
     fft_module.MAX_GRID_POINTS = grid_points
     try:
         got = fft_module.correlate_fft(x, kernel, pad_width, fill)
     finally:
         fft_module.MAX_GRID_POINTS = saved
-    ref = naive_kernels.correlate_valid(np.pad(x, pad_width, constant_values=fill), kernel)
     assert got.shape == ref.shape and got.dtype == ref.dtype
     # FFT rounding grows with the magnitudes involved, not with the kernel size alone
     assert_close(got, ref, terms=4 * max(x.size, kernel.size))
