@@ -15,6 +15,9 @@ points, with fallbacks here for the backends that lack them:
     padding written by the backend (in parallel) rather than by NumPy.
 ``conv_bias_grad(grad)``
     ``grad`` summed over all axes but the channels, accumulated in float64.
+``conv_transpose_cropped_bias(grad, weight, stride, dilation, groups, size, crop)``
+    ``(conv_transpose_cropped(...), conv_bias_grad(grad))``: a backend may
+    sum ``grad`` while it reads it for the transposed convolution.
 """
 
 from __future__ import annotations
@@ -48,6 +51,15 @@ def _weight_grad_padded(func, backend, x, grad, kernel_size, stride, dilation, g
 def _bias_grad(grad):
     """``conv_bias_grad``: ``grad`` summed over all but its channel axis, in float64."""
     return grad.sum(axis=(0, 2, 3, 4), dtype=np.float64).astype(grad.dtype)
+
+
+def _transpose_cropped_bias(func, backend, grad, weight, stride, dilation, groups, size, crop):
+    """``conv_transpose_cropped_bias`` from ``conv_transpose_cropped`` and ``conv_bias_grad``."""
+    grad_input = _dispatch.run(func, "conv_transpose_cropped", backend, grad, weight, stride,
+                               dilation, groups, size, crop, what="transposed convolution",
+                               fallback=functools.partial(_transpose_cropped, func, backend))
+    return grad_input, _dispatch.run(func, "conv_bias_grad", backend, grad,
+                                     what="bias gradient", fallback=_bias_grad)
 
 
 def _unpad_adjoint(grad_padded: np.ndarray, pads: tuple, pad_mode: str, spatial: tuple):
@@ -139,8 +151,14 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     grad_input = grad_weight = grad_bias = None
     if output_mask[0]:
         transpose_args = (grad, args.weight, args.stride, args.dilation, args.groups, padded_size)
-        if args.pad_mode == "constant":
-            # Zero padding: its gradient is dropped, so it is not computed at all.
+        if args.pad_mode == "constant" and output_mask[2]:
+            # Zero padding: its gradient is dropped, so it is not computed at all; the bias
+            # gradient may come from the same pass over `grad`.
+            fallback = functools.partial(_transpose_cropped_bias, func, backend)
+            grad_input, grad_bias = _dispatch.run(
+                func, "conv_transpose_cropped_bias", backend, *transpose_args, pads,
+                what="transposed convolution", fallback=fallback)
+        elif args.pad_mode == "constant":
             fallback = functools.partial(_transpose_cropped, func, backend)
             grad_input = _dispatch.run(func, "conv_transpose_cropped", backend, *transpose_args,
                                        pads, what="transposed convolution", fallback=fallback)
@@ -162,7 +180,7 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
             grad_weight = _dispatch.run(func, "conv_weight_grad", backend, padded,
                                         *weight_args, what="weight gradient")
         grad_weight = grad_weight.reshape(grad_weight.shape[:2] + grad_weight.shape[3:])
-    if output_mask[2]:
+    if output_mask[2] and grad_bias is None:
         grad_bias = _dispatch.run(func, "conv_bias_grad", backend, grad, what="bias gradient",
                                   fallback=_bias_grad)
     return grad_input, grad_weight, grad_bias

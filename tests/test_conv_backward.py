@@ -574,6 +574,52 @@ def test_numba_spread_correlation(channels, groups, stride, dilation, crop, thre
 
 
 @NUMBA
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
+@pytest.mark.parametrize("groups,stride,crop", [
+    (1, (1, 1, 1), ((0, 0), (1, 1), (1, 1))),  # the C6 case: float32 takes the fused path
+    (2, (1, 1, 1), ((0, 0), (0, 2), (1, 0))),  # grouped, asymmetric
+    (1, (1, 2, 2), ((0, 0), (0, 0), (0, 0))),  # strided
+], ids=_ids)
+def test_numba_conv_transpose_cropped_bias(groups, stride, crop, dtype, threads, rng):
+    """The bias gradient summed during the fused spread (or apart) is the naive backend's."""
+    import numba
+
+    from fastcorr.backends.numba.grad import (
+        SPREAD_TASKS_PER_THREAD,
+        _conv_transpose,
+        conv_transpose_cropped,
+        conv_transpose_cropped_bias,
+    )
+
+    kernel, dilation = (1, 3, 3), (1, 1, 1)
+    batch = SPREAD_TASKS_PER_THREAD * threads  # enough volumes for the fused path
+    grad = random_array(rng, (batch, 8 * groups, 1, 9, 13), dtype)
+    weight = random_array(rng, (8 * groups, 8) + kernel, dtype)  # 8 channels a group: fused
+    size = tuple((n - 1) * s + d * (k - 1) + 1 for n, s, d, k in
+                 zip(grad.shape[2:], stride, dilation, kernel))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        grad_input, grad_bias = conv_transpose_cropped_bias(grad, weight, stride, dilation,
+                                                            groups, size, crop)
+        alone = conv_transpose_cropped(grad, weight, stride, dilation, groups, size, crop)
+        fused = _conv_transpose(grad, weight, stride, dilation, groups, size, crop,
+                                np.empty(grad.shape[:2]))[1]
+    finally:
+        numba.set_num_threads(previous)
+    assert fused == (dtype == np.float32)  # float64 sums apart, in conv_bias_grad
+    np.testing.assert_array_equal(grad_input, alone)
+    assert grad_bias.dtype == dtype and grad_bias.shape == (8 * groups,)
+    # The naive backend's bias gradient of a convolution with this output gradient.
+    x = np.zeros((batch, 8 * groups) + size[1:], dtype)
+    ref = fastcorr.conv2d_backward(grad[:, :, 0], x, weight[:, :, 0], stride[1:], groups=groups,
+                                   output_mask=(False, False, True), backend="naive")[2]
+    assert_close(grad_bias, ref, dtype=dtype, terms=batch * 9 * 13,
+                 context=f"fused bias g={groups} s={stride} {dtype}")
+
+
+@NUMBA
 @pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
 @pytest.mark.parametrize("shape", [(3, 5, 1, 7, 9), (1, 2, 1, 4, 4), (2, 1, 1, 1, 1),
                                    (0, 3, 1, 2, 2), (2, 3, 1, 0, 2)])

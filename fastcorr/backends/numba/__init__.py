@@ -14,9 +14,11 @@ Fused forms that only this backend has (the front ends fall back to the
 plain entry points elsewhere): :func:`correlate_padded` and
 ``correlate_fft_padded`` (constant padding tile by tile, strip by strip);
 :func:`conv_transpose_cropped`, :func:`conv_weight_grad_padded`,
-:func:`conv_bias_grad` (the gradients of a padded convolution without the
-padded copies); :func:`global_avg_pool`, :func:`global_max_pool` (values
-only); ``standardize(x, group, eps, weight, bias) -> (y, mean, var)`` and
+:func:`conv_bias_grad`, :func:`conv_transpose_cropped_bias` (the gradients
+of a padded convolution without the padded copies, the bias gradient
+summed during the transposed convolution's pass); :func:`global_avg_pool`,
+:func:`global_max_pool` (values only);
+``standardize(x, group, eps, weight, bias) -> (y, mean, var)`` and
 ``standardize_backward(dy, x, group, eps, weight) -> (grad_input, sum_dy,
 sum_dy_xhat)`` (statistics per group of ``group`` consecutive slices of a
 ``(P, Q, S)`` view, affine per slice: batch, instance and group norm),
@@ -37,6 +39,7 @@ from .grad import (
     conv_bias_grad,
     conv_transpose,
     conv_transpose_cropped,
+    conv_transpose_cropped_bias,
     conv_weight_grad,
     conv_weight_grad_padded,
 )
@@ -70,6 +73,7 @@ __all__ = [
     "conv_bias_grad",
     "conv_transpose",
     "conv_transpose_cropped",
+    "conv_transpose_cropped_bias",
     "conv_weight_grad",
     "conv_weight_grad_padded",
     "correlate_fft",

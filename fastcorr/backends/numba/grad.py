@@ -36,6 +36,12 @@
 ``conv_bias_grad``
     The gradient summed per ``(n, f)`` plane in float64, in parallel
     (vectorised partial sums), then over ``n``.
+
+``conv_transpose_cropped_bias``
+    ``conv_transpose_cropped`` and ``conv_bias_grad`` together: where the
+    fused spread + GEMM runs (:func:`_spread_gemm`), the spread, which reads
+    all of the gradient anyway, also sums its ``(n, f)`` planes, in float64,
+    so that the bias gradient needs no pass (nor parallel region) of its own.
 """
 
 from __future__ import annotations
@@ -418,6 +424,31 @@ def conv_transpose_cropped(grad, weight, stride, dilation, groups, size, crop):
     return conv_transpose(grad, weight, stride, dilation, groups, size, crop)
 
 
+def conv_transpose_cropped_bias(grad, weight, stride, dilation, groups, size, crop):
+    """:func:`conv_transpose_cropped` and :func:`conv_bias_grad` of ``grad``: a pair.
+
+    Where the fused spread + GEMM runs (:func:`_spread_gemm`), the bias
+    gradient comes from the spread, which reads every element of ``grad``
+    anyway: per ``(n, f)`` plane in float64, then summed over ``n`` here;
+    elsewhere :func:`conv_bias_grad` computes it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastcorr.backends.numba.grad import conv_transpose_cropped_bias
+    >>> out, bias = conv_transpose_cropped_bias(
+    ...     np.ones((1, 1, 1, 1, 2)), np.ones((1, 1, 1, 1, 2)), (1, 1, 1), (1, 1, 1), 1,
+    ...     (1, 1, 3), ((0, 0),) * 3)
+    >>> out.ravel(), bias
+    (array([1., 2., 1.]), array([2.]))
+    """
+    plane_sums = np.empty(grad.shape[:2])
+    out, summed = _conv_transpose(grad, weight, stride, dilation, groups, size, crop, plane_sums)
+    if not summed:
+        return out, conv_bias_grad(grad)
+    return out, plane_sums.sum(axis=0).astype(grad.dtype)
+
+
 # Float64 partial sums per plane: 16 independent chains (two zmm registers),
 # so that the adds vectorise without reassociation.
 SUM_LANES = 16
@@ -503,6 +534,17 @@ def conv_transpose(grad, weight, stride, dilation, groups, size, crop=((0, 0),) 
     ...                (1, 1, 1), 1, (1, 1, 3)).ravel()
     array([1., 2., 1.])
     """
+    return _conv_transpose(grad, weight, stride, dilation, groups, size, crop, None)[0]
+
+
+def _conv_transpose(grad, weight, stride, dilation, groups, size, crop, plane_sums):
+    """:func:`conv_transpose`, and whether it filled ``plane_sums``.
+
+    ``plane_sums``: ``None``, or an ``(N, F)`` float64 array that the fused
+    path (:func:`_spread_correlation`) fills with the sum of each ``(n, f)``
+    plane of ``grad``; the other paths leave it alone.  Returns ``(out,
+    filled)``.
+    """
     batch, filters = grad.shape[:2]
     group_channels = weight.shape[1]
     kernel_size = weight.shape[2:]
@@ -510,7 +552,7 @@ def conv_transpose(grad, weight, stride, dilation, groups, size, crop=((0, 0),) 
     size = tuple(size)
     out_size = tuple(n - before - after for n, (before, after) in zip(size, crop))
     if grad.size == 0 or weight.size == 0:
-        return np.zeros((batch, group_channels * groups) + out_size, dtype=grad.dtype)
+        return np.zeros((batch, group_channels * groups) + out_size, dtype=grad.dtype), False
     # The full correlation's input: the gradient spread onto the stride-1 grid, placed so
     # that the correlation's output starts at the first position kept.
     halo = tuple(d * (k - 1) for k, d in zip(kernel_size, dilation))
@@ -519,9 +561,10 @@ def conv_transpose(grad, weight, stride, dilation, groups, size, crop=((0, 0),) 
     lengths = tuple(n + h for n, h in zip(out_size, halo))
     if any(o < 0 or o + m > n for o, m, n in zip(offsets, spread, lengths)):
         # The crop cuts into the gradient's own positions: compute all, then cut.
-        full = conv_transpose(grad, weight, stride, dilation, groups, size)
+        full, filled = _conv_transpose(grad, weight, stride, dilation, groups, size,
+                                       ((0, 0),) * 3, plane_sums)
         inner = tuple(slice(before, n - after) for n, (before, after) in zip(size, crop))
-        return np.ascontiguousarray(full[(slice(None), slice(None)) + inner])
+        return np.ascontiguousarray(full[(slice(None), slice(None)) + inner]), filled
     # Flipped kernel, (F, Cg) swapped within each group: (C, F/groups, kd, kh, kw).
     flipped = weight[:, :, ::-1, ::-1, ::-1].reshape(
         (groups, filters_per_group, group_channels) + kernel_size)
@@ -532,10 +575,10 @@ def conv_transpose(grad, weight, stride, dilation, groups, size, crop=((0, 0),) 
     if (_wide_tile_fits(grad.dtype, lengths, kernel_size, dilation, group_channels)
             and batch * groups >= SPREAD_TASKS_PER_THREAD * threads):
         return _spread_correlation(grad, transposed, offsets, tuple(stride), lengths, dilation,
-                                   groups, threads)
+                                   groups, threads, plane_sums), plane_sums is not None
     padded = np.empty((batch, filters) + lengths, dtype=grad.dtype)
     _spread(grad, padded, offsets, tuple(stride), threads)
-    return _stride1_correlation(padded, transposed, dilation, groups)
+    return _stride1_correlation(padded, transposed, dilation, groups), False
 
 
 # conv_transpose's own stride-1 implicit GEMM, float32: a tile of 8 filters x
@@ -682,7 +725,7 @@ SPREAD_TASKS_PER_THREAD = 3
 
 @jit(parallel=True)
 def _spread_gemm(grad, weight_panels, tap_offsets, out, offsets, stride, lengths, out_height,
-                 out_width, task_positions, threads):
+                 out_width, task_positions, plane_sums, with_sums, threads):
     """:func:`_spread` and :func:`_transpose_gemm` in one parallel region, volume by volume.
 
     A task is one ``(image, group)`` volume: it spreads that volume's
@@ -691,6 +734,12 @@ def _spread_gemm(grad, weight_panels, tap_offsets, out, offsets, stride, lengths
     the scratch grid in chunks of ``task_positions``, every filter block per
     chunk.  The spread gradient is thus read back from the core's own cache
     instead of a whole padded array written to and re-read from memory.
+
+    With ``with_sums``, the spread also sums each ``(n, f)`` plane of
+    ``grad`` in float64 into ``plane_sums[n, f]`` (the bias gradient before
+    the sum over ``n``): per-column partial sums while the row is in cache,
+    a vector add per row, then the columns in order; the same bits for any
+    thread count.
     """
     batch, filters, out_depth, grad_height, grad_width = grad.shape
     groups, filter_blocks, _, _ = weight_panels.shape
@@ -705,6 +754,7 @@ def _spread_gemm(grad, weight_panels, tap_offsets, out, offsets, stride, lengths
         tile = np.empty((TRANSPOSE_FILTERS, TRANSPOSE_WIDTH), dtype=out.dtype)
         scratch = np.zeros((filters_per_group, depth, height, width), dtype=grad.dtype)
         volume = scratch.reshape(filters_per_group * depth * height * width)
+        column_sums = np.zeros(grad_width, dtype=np.float64)
         while True:
             task = fetch_add(next_task, 1)  # dynamic scheduling, see _jit.fetch_add
             if task >= tasks:
@@ -723,6 +773,15 @@ def _spread_gemm(grad, weight_panels, tap_offsets, out, offsets, stride, lengths
                         else:
                             for x in range(grad_width):
                                 target[x * stride[2]] = source[x]
+                        if with_sums:
+                            for x in range(grad_width):
+                                column_sums[x] += source[x]
+                if with_sums:
+                    total = 0.0
+                    for x in range(grad_width):
+                        total += column_sums[x]
+                        column_sums[x] = 0.0
+                    plane_sums[image, group * filters_per_group + filter_index] = total
             for start in range(0, positions, task_positions):
                 stop = min(start + task_positions, positions)
                 for block in range(filter_blocks):
@@ -741,11 +800,13 @@ def _spread_gemm(grad, weight_panels, tap_offsets, out, offsets, stride, lengths
     return out
 
 
-def _spread_correlation(grad, weight, offsets, stride, lengths, dilation, groups, threads):
+def _spread_correlation(grad, weight, offsets, stride, lengths, dilation, groups, threads,
+                        plane_sums=None):
     """:func:`_spread` then :func:`_stride1_correlation`, fused (:func:`_spread_gemm`).
 
     ``weight`` is the flipped, transposed kernel ``(C, F / groups, ...)``;
-    :func:`_wide_tile_fits` must hold.
+    :func:`_wide_tile_fits` must hold.  ``plane_sums``, if given, an ``(N,
+    F)`` float64 array, receives the sum of each ``(n, f)`` plane of ``grad``.
     """
     batch, filters = grad.shape[:2]
     channels = weight.shape[0]
@@ -758,5 +819,7 @@ def _spread_correlation(grad, weight, offsets, stride, lengths, dilation, groups
     _spread_gemm(grad, _transpose_panels(weight, groups),
                  tap_offsets_for((filters // groups,) + kernel_shape, lengths, dilation),
                  out.reshape(batch, channels, -1), offsets, stride, lengths, out_height,
-                 out_width, chunk, threads)
+                 out_width, chunk,
+                 np.empty((0, 0)) if plane_sums is None else plane_sums,
+                 plane_sums is not None, threads)
     return out
