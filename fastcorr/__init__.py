@@ -15,9 +15,6 @@ Every function takes ``backend=`` (``'auto'``, ``'naive'``, ``'numpy'``,
 first use and are cached on disk where possible.
 """
 
-# Import the kernel subpackage first: importing it later would rebind the name
-# ``fastcorr.backends`` from the function to the package.
-from . import backends as _kernel_backends  # noqa: F401
 from ._dispatch import backends, get_num_threads, set_num_threads, use_backend
 from ._shapes import conv_output_shape
 from .conv import conv1d, conv2d, conv3d, conv_matrix, fold, unfold

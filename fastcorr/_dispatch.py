@@ -2,7 +2,7 @@
 
 Front ends (``fastcorr.signal``, ``fastcorr.conv``) validate their arguments
 and then call :func:`run` with the name of a kernel entry point.  Every
-backend module in ``fastcorr.backends`` implements some of the same entry
+backend module in ``fastcorr.kernels`` implements some of the same entry
 points with canonical arguments:
 
 ``correlate_valid(x, kernel)``
@@ -44,10 +44,10 @@ _AUTO_ORDER = ("numba", "numpy", "naive")
 ENV_VAR = "FASTCORR_BACKEND"
 
 _MODULES = {
-    "naive": "fastcorr.backends.naive",
-    "numpy": "fastcorr.backends.numpy",
-    "scipy": "fastcorr.backends.scipy",
-    "numba": "fastcorr.backends.numba",
+    "naive": "fastcorr.kernels.naive",
+    "numpy": "fastcorr.kernels.numpy",
+    "scipy": "fastcorr.kernels.scipy",
+    "numba": "fastcorr.kernels.numba",
 }
 _CUDA_REASON = "the CUDA backend is not implemented yet (planned: numba.cuda kernels)"
 

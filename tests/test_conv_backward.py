@@ -501,7 +501,7 @@ def _naive():
 @pytest.mark.parametrize("group_channels", [8, 3])  # 8: the 8 x 48 float32 tile; 3: conv_forward
 def test_numba_conv_transpose_cropped(group_channels, stride, dilation, groups, crop, dtype,
                                       rng):
-    from fastcorr.backends.numba import conv_transpose_cropped
+    from fastcorr.kernels.numba import conv_transpose_cropped
 
     depth = 2 if stride[0] > 1 else 1
     kernel = (depth, 3, 3)
@@ -528,7 +528,7 @@ def test_numba_conv_transpose_cropped(group_channels, stride, dilation, groups, 
 ], ids=_ids)
 def test_numba_stride1_correlation(filters, groups, dilation, positions, dtype, rng):
     """conv_transpose's implicit GEMM (and its fallbacks) is conv_forward at stride 1."""
-    from fastcorr.backends.numba.grad import _stride1_correlation
+    from fastcorr.kernels.numba.grad import _stride1_correlation
 
     shape = (2, 3 * groups, 2, 9, 11) if positions == "many" else (1, 3 * groups, 1, 5, 6)
     x = random_array(rng, shape, dtype)
@@ -551,7 +551,7 @@ def test_numba_spread_correlation(channels, groups, stride, dilation, crop, thre
     """conv_transpose's fused spread + GEMM (many volumes per thread, float32) is the naive one."""
     import numba
 
-    from fastcorr.backends.numba.grad import SPREAD_TASKS_PER_THREAD, conv_transpose_cropped
+    from fastcorr.kernels.numba.grad import SPREAD_TASKS_PER_THREAD, conv_transpose_cropped
 
     kernel = (1, 3, 3)
     batch = SPREAD_TASKS_PER_THREAD * threads  # just enough volumes for the fused path
@@ -585,7 +585,7 @@ def test_numba_conv_transpose_cropped_bias(groups, stride, crop, dtype, threads,
     """The bias gradient summed during the fused spread (or apart) is the naive backend's."""
     import numba
 
-    from fastcorr.backends.numba.grad import (
+    from fastcorr.kernels.numba.grad import (
         SPREAD_TASKS_PER_THREAD,
         _conv_transpose,
         conv_transpose_cropped,
@@ -624,7 +624,7 @@ def test_numba_conv_transpose_cropped_bias(groups, stride, crop, dtype, threads,
 @pytest.mark.parametrize("shape", [(3, 5, 1, 7, 9), (1, 2, 1, 4, 4), (2, 1, 1, 1, 1),
                                    (0, 3, 1, 2, 2), (2, 3, 1, 0, 2)])
 def test_numba_conv_bias_grad(shape, dtype, rng):
-    from fastcorr.backends.numba import conv_bias_grad
+    from fastcorr.kernels.numba import conv_bias_grad
 
     grad = random_array(rng, shape, dtype)
     got = conv_bias_grad(grad)
@@ -639,8 +639,8 @@ def test_numba_conv_bias_grad(shape, dtype, rng):
     ((1, 1, 1), (1, 1, 1), 1), ((1, 2, 1), (1, 1, 2), 2), ((1, 1, 1), (1, 2, 2), 1)], ids=_ids)
 def test_numba_conv_weight_grad_long_reduction(stride, dilation, groups, dtype, rng):
     """More positions than one chunk of the micro-kernel (CHUNK_POSITIONS), several images."""
-    from fastcorr.backends.numba import conv_weight_grad
-    from fastcorr.backends.numba.grad import CHUNK_POSITIONS
+    from fastcorr.kernels.numba import conv_weight_grad
+    from fastcorr.kernels.numba.grad import CHUNK_POSITIONS
 
     side = int(np.sqrt(CHUNK_POSITIONS)) + 8
     x = random_array(rng, (2, 2 * groups, 1, side, side + 3), dtype)
@@ -664,7 +664,7 @@ def test_numba_conv_weight_grad_long_reduction(stride, dilation, groups, dtype, 
     (((0, 0), (0, 0), (0, 0)), (1, 1, 1)),
 ], ids=_ids)
 def test_numba_conv_weight_grad_padded(pads, stride, dtype, rng):
-    from fastcorr.backends.numba import conv_weight_grad_padded
+    from fastcorr.kernels.numba import conv_weight_grad_padded
 
     x = random_array(rng, (2, 4, 2, 7, 9), dtype)[:, ::2]  # a view: not contiguous
     kernel, dilation = (1, 3, 2), (1, 1, 2)

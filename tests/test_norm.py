@@ -910,7 +910,7 @@ def test_numba_fused_entries_match_their_fallback(case, dtype, layout, affine, b
     The composition is what the front end falls back to where a backend lacks the fused
     entry point or refuses the shape (:class:`fastcorr._dispatch.Unsupported`).
     """
-    numba_backend = importlib.import_module("fastcorr.backends.numba")
+    numba_backend = importlib.import_module("fastcorr.kernels.numba")
 
     fastcorr.set_num_threads(2)  # few enough threads that the fused kernels accept the shapes
     base = random_array(rng, (5, 6, 5, 7), dtype) + 3.0  # odd rows: layer norm pairs them
@@ -973,7 +973,7 @@ def test_numba_fused_blocks_do_not_change_results(view, group, monkeypatch, rng,
                                                   restore_threads):
     """The fused kernels' blocks of groups (one group each, or many) and their serial and
     parallel drivers give the same bits."""
-    kernels = importlib.import_module("fastcorr.backends.numba.norm")
+    kernels = importlib.import_module("fastcorr.kernels.numba.norm")
     fastcorr.set_num_threads(2)
     x = random_array(rng, (4, 6, 33), np.float32)
     x = x if view == "batch" else x.reshape(1, 24, 33)
@@ -997,7 +997,7 @@ def test_numba_fused_blocks_do_not_change_results(view, group, monkeypatch, rng,
 def test_numba_layer_standardize_serial_and_parallel_agree(rows, monkeypatch, rng,
                                                            restore_threads):
     """The fused layer norm forward gives the same bits on the calling thread and on two."""
-    kernels = importlib.import_module("fastcorr.backends.numba.norm")
+    kernels = importlib.import_module("fastcorr.kernels.numba.norm")
     fastcorr.set_num_threads(2)
     x = random_array(rng, (rows, 70), np.float32)
     weight, bias = (random_array(rng, (70,), np.float32) for _ in range(2))

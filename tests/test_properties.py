@@ -153,7 +153,7 @@ def _padded_correlation_case(problem):
     x = random_array(rng, shape, dtype)
     kernel = random_array(rng, kernel_shape, dtype)
     fill = np.asarray(fillvalue, dtype=dtype)[()]
-    naive_kernels = import_module("fastcorr.backends.naive")
+    naive_kernels = import_module("fastcorr.kernels.naive")
     reference = naive_kernels.correlate_valid(np.pad(x, pad_width, constant_values=fill), kernel)
     return x, kernel, pad_width, fill, reference
 
@@ -166,7 +166,7 @@ def test_numba_correlate_padded_is_pad_then_correlate(problem):
 
     x, kernel, pad_width, fill, ref = _padded_correlation_case(problem)
     before = x.copy()
-    got = import_module("fastcorr.backends.numba").correlate_padded(x, kernel, pad_width, fill)
+    got = import_module("fastcorr.kernels.numba").correlate_padded(x, kernel, pad_width, fill)
     assert got.shape == ref.shape and got.dtype == ref.dtype
     assert_close(got, ref, terms=kernel.size)
     np.testing.assert_array_equal(x, before)

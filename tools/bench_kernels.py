@@ -175,7 +175,7 @@ def bench_c1(args) -> list[dict]:
 def bench_c1_methods(args) -> list[dict]:
     """Direct vs FFT on C1's 'valid' case, to check the auto choice (the lead's FFT)."""
     from fastcorr import _tuning
-    from fastcorr.backends.numba import correlate_fft, correlate_valid
+    from fastcorr.kernels.numba import correlate_fft, correlate_valid
 
     rng = np.random.default_rng(0)
     rows = []
@@ -256,7 +256,7 @@ _FIRST_CALL = """
 import time, numpy as np
 start = time.perf_counter()
 import importlib
-backend = importlib.import_module("fastcorr.backends.numba")
+backend = importlib.import_module("fastcorr.kernels.numba")
 imported = time.perf_counter() - start
 x = np.random.default_rng(0).standard_normal((1, 3, 1, 20, 20)).astype(np.float32)
 w = np.random.default_rng(1).standard_normal((4, 3, 1, 3, 3)).astype(np.float32)

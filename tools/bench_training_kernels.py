@@ -31,7 +31,7 @@ empty numba cache directory (compilation), then again with that cache
 (loading).
 
 While the lead has not yet added the kernels of
-``fastcorr/backends/numba/{pool,norm,grad}.py`` to the numba backend's entry
+``fastcorr/kernels/numba/{pool,norm,grad}.py`` to the numba backend's entry
 points, this script adds the missing ones itself and says so.
 """
 
@@ -71,10 +71,10 @@ CLOCK = time.perf_counter  # time.process_time with --cpu-time
 
 def wire_entry_points() -> list[str]:
     """Add this task's kernels to the numba backend where it lacks them; the names added."""
-    backend = importlib.import_module("fastcorr.backends.numba")
+    backend = importlib.import_module("fastcorr.kernels.numba")
     added = []
     for module_name, names in ENTRY_POINTS.items():
-        module = importlib.import_module(f"fastcorr.backends.numba.{module_name}")
+        module = importlib.import_module(f"fastcorr.kernels.numba.{module_name}")
         for name in names:
             if not hasattr(backend, name):
                 setattr(backend, name, getattr(module, name))
@@ -363,7 +363,7 @@ def bench_compile(args) -> list[dict]:
                 f"sys_path = {os.path.dirname(os.path.abspath(__file__))!r}\n"
                 "import sys; sys.path.insert(0, sys_path)\n"
                 "from bench_training_kernels import wire_entry_points; wire_entry_points()\n"
-                "nb = importlib.import_module('fastcorr.backends.numba')\n"
+                "nb = importlib.import_module('fastcorr.kernels.numba')\n"
                 "x4 = np.ones((2, 3, 8, 8), np.float32)\n"
                 f"start = time.perf_counter(); {call}; print(time.perf_counter() - start)\n"
             )

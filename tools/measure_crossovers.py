@@ -76,7 +76,7 @@ def widened_outputs(backend: str, x_shape, kernel_shape) -> int:
 def measure_correlate(backend: str, quick: bool) -> tuple[dict, dict]:
     from fastcorr import _tuning
 
-    module = importlib.import_module(f"fastcorr.backends.{backend}")
+    module = importlib.import_module(f"fastcorr.kernels.{backend}")
     rng = np.random.default_rng(0)
     # The slow backends get smaller images: same per-tap cost, less waiting.
     size = 512 if backend == "numba" else 192
@@ -111,7 +111,7 @@ def _conv_inputs(rng, batch, channels, size, filters, k, padding, dtype=np.float
 
 def measure_packing(quick: bool) -> float:
     """GEMM_PACKING_TAPS: the threshold on implicit_gemm's waste that loses the least time."""
-    from fastcorr.backends.numba import conv_forward
+    from fastcorr.kernels.numba import conv_forward
 
     rng = np.random.default_rng(0)
     # (N, C, size, F, k, padding): C2's stride-1 3x3 layers, then small images with large
@@ -153,7 +153,7 @@ def measure_packing(quick: bool) -> float:
 
 def measure_direct_filters(quick: bool) -> int:
     """Largest filters-per-group count at which 'direct' beats 'implicit_gemm'."""
-    from fastcorr.backends.numba import conv_forward
+    from fastcorr.kernels.numba import conv_forward
 
     rng = np.random.default_rng(0)
     best = 0

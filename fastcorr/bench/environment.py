@@ -18,8 +18,6 @@ import time
 import numpy as np
 
 import fastcorr
-
-# Not fastcorr.backends: importing the subpackage fastcorr.backends rebinds that name.
 from fastcorr._dispatch import backends as backend_status
 
 # Distribution name -> import name, in the order `fastcorr info` lists them.

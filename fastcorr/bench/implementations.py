@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import fastcorr
-
-# Not fastcorr.backends: importing the subpackage fastcorr.backends rebinds that name.
 from fastcorr._dispatch import backends as backend_status
 
 from . import peers

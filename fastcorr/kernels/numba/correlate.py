@@ -276,7 +276,7 @@ def correlate_valid(x, kernel):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastcorr.backends.numba import correlate_valid
+    >>> from fastcorr.kernels.numba import correlate_valid
     >>> correlate_valid(np.arange(5.0), np.array([1.0, 2.0]))
     array([ 2.,  5.,  8., 11.])
     """
@@ -307,7 +307,7 @@ def correlate_padded(x, kernel, pad_width, fillvalue):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastcorr.backends.numba import correlate_padded
+    >>> from fastcorr.kernels.numba import correlate_padded
     >>> correlate_padded(np.arange(3.0), np.array([1.0, 1.0]), [(1, 1)], 0.0)
     array([0., 1., 3., 2.])
     """

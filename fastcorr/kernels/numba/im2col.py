@@ -123,7 +123,7 @@ def unfold(x, kernel_size, dilation, stride):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastcorr.backends.numba import unfold
+    >>> from fastcorr.kernels.numba import unfold
     >>> unfold(np.arange(3.0).reshape(1, 1, 1, 1, 3), (1, 1, 2), (1, 1, 1), (1, 1, 1))
     array([[[0., 1.],
             [1., 2.]]])
@@ -154,7 +154,7 @@ def fold(cols, size, kernel_size, dilation, stride):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastcorr.backends.numba import fold
+    >>> from fastcorr.kernels.numba import fold
     >>> fold(np.ones((1, 2, 2)), (1, 1, 3), (1, 1, 2), (1, 1, 1), (1, 1, 1)).ravel()
     array([1., 2., 1.])
     """

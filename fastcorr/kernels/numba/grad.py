@@ -261,7 +261,7 @@ def conv_weight_grad(x, grad, kernel_size, stride, dilation, groups):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastcorr.backends.numba.grad import conv_weight_grad
+    >>> from fastcorr.kernels.numba.grad import conv_weight_grad
     >>> x = np.arange(1.0, 10.0).reshape(1, 1, 1, 3, 3)
     >>> conv_weight_grad(x, np.ones((1, 1, 1, 2, 2)), (1, 2, 2), (1, 1, 1), (1, 1, 1), 1)
     array([[[[[12., 16.],
@@ -435,7 +435,7 @@ def conv_transpose_cropped_bias(grad, weight, stride, dilation, groups, size, cr
     Examples
     --------
     >>> import numpy as np
-    >>> from fastcorr.backends.numba.grad import conv_transpose_cropped_bias
+    >>> from fastcorr.kernels.numba.grad import conv_transpose_cropped_bias
     >>> out, bias = conv_transpose_cropped_bias(
     ...     np.ones((1, 1, 1, 1, 2)), np.ones((1, 1, 1, 1, 2)), (1, 1, 1), (1, 1, 1), 1,
     ...     (1, 1, 3), ((0, 0),) * 3)
@@ -491,7 +491,7 @@ def conv_bias_grad(grad):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastcorr.backends.numba.grad import conv_bias_grad
+    >>> from fastcorr.kernels.numba.grad import conv_bias_grad
     >>> conv_bias_grad(np.ones((2, 3, 1, 2, 2), dtype=np.float32))
     array([8., 8., 8.], dtype=float32)
     """
@@ -529,7 +529,7 @@ def conv_transpose(grad, weight, stride, dilation, groups, size, crop=((0, 0),) 
     Examples
     --------
     >>> import numpy as np
-    >>> from fastcorr.backends.numba.grad import conv_transpose
+    >>> from fastcorr.kernels.numba.grad import conv_transpose
     >>> conv_transpose(np.ones((1, 1, 1, 1, 2)), np.ones((1, 1, 1, 1, 2)), (1, 1, 1),
     ...                (1, 1, 1), 1, (1, 1, 3)).ravel()
     array([1., 2., 1.])

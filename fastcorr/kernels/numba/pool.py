@@ -601,7 +601,7 @@ def max_pool(x, windows):
     --------
     >>> import numpy as np
     >>> from fastcorr.pool import Windows, _UNIT
-    >>> from fastcorr.backends.numba.pool import max_pool
+    >>> from fastcorr.kernels.numba.pool import max_pool
     >>> row = Windows(np.array([0, 2]), np.array([2, 2]), 1, np.ones(2))
     >>> values, indices = max_pool(np.array([1.0, 3.0, 5.0, 4.0]).reshape(1, 1, 1, 1, 4),
     ...                            (_UNIT, _UNIT, row))

@@ -836,7 +836,7 @@ def moments(x):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastcorr.backends.numba.norm import moments
+    >>> from fastcorr.kernels.numba.norm import moments
     >>> moments(np.array([[[1.0, 3.0]], [[5.0, 7.0]]]))
     (array([4.]), array([20.]))
     """

@@ -57,7 +57,7 @@ def conv_forward(x, weight, bias, stride, dilation, groups, algorithm=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastcorr.backends.numba import conv_forward
+    >>> from fastcorr.kernels.numba import conv_forward
     >>> x = np.arange(4.0).reshape(1, 1, 1, 1, 4)
     >>> conv_forward(x, np.ones((1, 1, 1, 1, 2)), None, (1, 1, 1), (1, 1, 1), 1).ravel()
     array([1., 3., 5.])
