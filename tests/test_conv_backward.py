@@ -483,7 +483,7 @@ NUMBA = pytest.mark.skipif("numba" not in CPU_BACKENDS, reason="numba is not ava
 
 
 def _naive():
-    from fastcorr.backends import naive
+    from fastcorr.kernels import naive
 
     return naive
 
