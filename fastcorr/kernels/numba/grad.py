@@ -626,7 +626,7 @@ def _transpose_gemm(x_volumes, weight_panels, tap_offsets, out, height, width, o
     the widened grid must hold at least ``TRANSPOSE_WIDTH`` positions.
     """
     batch, filters, out_size = out.shape
-    groups, filter_blocks, _, _ = weight_panels.shape
+    groups = weight_panels.shape[0]
     filters_per_group = filters // groups
     out_depth = out_size // (out_height * out_width)
     positions = ((out_depth - 1) * height + out_height - 1) * width + out_width
@@ -644,20 +644,31 @@ def _transpose_gemm(x_volumes, weight_panels, tap_offsets, out, height, width, o
             x_flat = x_volumes[volume]
             start = chunk * task_positions
             stop = positions if chunk == chunks - 1 else start + task_positions
-            for block in range(filter_blocks):
-                first_filter = group * filters_per_group + block * TRANSPOSE_FILTERS
-                block_filters = min(TRANSPOSE_FILTERS,
-                                    filters_per_group - block * TRANSPOSE_FILTERS)
-                for tile_index in range(start, stop, TRANSPOSE_WIDTH):
-                    # The last tile is shifted back to end at `stop` (recomputing a few).
-                    tile_start = min(tile_index, stop - TRANSPOSE_WIDTH)
-                    _transpose_tile(weight_panels[group, block], x_flat[tile_start:],
-                                    tap_offsets, tile)
-                    for row in range(block_filters):
-                        copy_valid(tile[row], tile_start, tile_start + TRANSPOSE_WIDTH, 0.0,
-                                   out[image, first_filter + row], width, height, out_height,
-                                   out_width)
+            _sweep(weight_panels[group], x_flat, tap_offsets, tile, start, stop,
+                   out[image, group * filters_per_group:(group + 1) * filters_per_group],
+                   width, height, out_height, out_width)
     return out
+
+
+@jit(inline="always")
+def _sweep(group_panels, x_flat, tap_offsets, tile, start, stop, out_group, width, height,
+           out_height, out_width):
+    """Widened-grid positions ``[start, stop)`` of every output of one group, by tiles.
+
+    ``group_panels`` is ``(filter_blocks, K, TRANSPOSE_FILTERS)``, ``out_group``
+    the group's ``(F / groups, Do * Ho * Wo)`` outputs: each block of
+    ``TRANSPOSE_FILTERS`` outputs sweeps the range with :func:`_transpose_tile`.
+    """
+    outputs = out_group.shape[0]
+    for block in range(group_panels.shape[0]):
+        first = block * TRANSPOSE_FILTERS
+        for tile_index in range(start, stop, TRANSPOSE_WIDTH):
+            # The last tile is shifted back to end at `stop` (recomputing a few).
+            tile_start = min(tile_index, stop - TRANSPOSE_WIDTH)
+            _transpose_tile(group_panels[block], x_flat[tile_start:], tap_offsets, tile)
+            for row in range(min(TRANSPOSE_FILTERS, outputs - first)):
+                copy_valid(tile[row], tile_start, tile_start + TRANSPOSE_WIDTH, 0.0,
+                           out_group[first + row], width, height, out_height, out_width)
 
 
 def _widened_positions(size, kernel_size, dilation):
@@ -742,7 +753,7 @@ def _spread_gemm(grad, weight_panels, tap_offsets, out, offsets, stride, lengths
     thread count.
     """
     batch, filters, out_depth, grad_height, grad_width = grad.shape
-    groups, filter_blocks, _, _ = weight_panels.shape
+    groups = weight_panels.shape[0]
     filters_per_group = filters // groups
     channels_per_group = out.shape[1] // groups
     depth, height, width = lengths
@@ -782,21 +793,11 @@ def _spread_gemm(grad, weight_panels, tap_offsets, out, offsets, stride, lengths
                         total += column_sums[x]
                         column_sums[x] = 0.0
                     plane_sums[image, group * filters_per_group + filter_index] = total
+            group_out = out[image, group * channels_per_group:(group + 1) * channels_per_group]
             for start in range(0, positions, task_positions):
-                stop = min(start + task_positions, positions)
-                for block in range(filter_blocks):
-                    first_channel = group * channels_per_group + block * TRANSPOSE_FILTERS
-                    block_channels = min(TRANSPOSE_FILTERS,
-                                         channels_per_group - block * TRANSPOSE_FILTERS)
-                    for tile_index in range(start, stop, TRANSPOSE_WIDTH):
-                        # The last tile is shifted back to end at `stop` (recomputing a few).
-                        tile_start = min(tile_index, stop - TRANSPOSE_WIDTH)
-                        _transpose_tile(weight_panels[group, block], volume[tile_start:],
-                                        tap_offsets, tile)
-                        for row in range(block_channels):
-                            copy_valid(tile[row], tile_start, tile_start + TRANSPOSE_WIDTH, 0.0,
-                                       out[image, first_channel + row], width, height,
-                                       out_height, out_width)
+                _sweep(weight_panels[group], volume, tap_offsets, tile, start,
+                       min(start + task_positions, positions), group_out, width, height,
+                       out_height, out_width)
     return out
 
 
