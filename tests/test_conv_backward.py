@@ -551,10 +551,10 @@ def test_numba_spread_correlation(channels, groups, stride, dilation, crop, thre
     """conv_transpose's fused spread + GEMM (many volumes per thread, float32) is the naive one."""
     import numba
 
-    from fastcorr.kernels.numba.grad import SPREAD_TASKS_PER_THREAD, conv_transpose_cropped
+    from fastcorr.kernels.numba.grad import TASKS_PER_THREAD, conv_transpose_cropped
 
     kernel = (1, 3, 3)
-    batch = SPREAD_TASKS_PER_THREAD * threads  # just enough volumes for the fused path
+    batch = TASKS_PER_THREAD * threads  # just enough volumes for the fused path
     grad = random_array(rng, (batch, 4 * groups, 1, 9, 13), np.float32)
     weight = random_array(rng, (4 * groups, channels // groups) + kernel, np.float32)
     size = tuple((n - 1) * s + d * (k - 1) + 1 for n, s, d, k in
@@ -586,14 +586,14 @@ def test_numba_conv_transpose_cropped_bias(groups, stride, crop, dtype, threads,
     import numba
 
     from fastcorr.kernels.numba.grad import (
-        SPREAD_TASKS_PER_THREAD,
+        TASKS_PER_THREAD,
         _conv_transpose,
         conv_transpose_cropped,
         conv_transpose_cropped_bias,
     )
 
     kernel, dilation = (1, 3, 3), (1, 1, 1)
-    batch = SPREAD_TASKS_PER_THREAD * threads  # enough volumes for the fused path
+    batch = TASKS_PER_THREAD * threads  # enough volumes for the fused path
     grad = random_array(rng, (batch, 8 * groups, 1, 9, 13), dtype)
     weight = random_array(rng, (8 * groups, 8) + kernel, dtype)  # 8 channels a group: fused
     size = tuple((n - 1) * s + d * (k - 1) + 1 for n, s, d, k in
@@ -656,26 +656,44 @@ def test_numba_conv_weight_grad_long_reduction(stride, dilation, groups, dtype, 
 
 
 @NUMBA
+@pytest.mark.parametrize("images_per_thread", [1, "fused"])
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
-@pytest.mark.parametrize("pads,stride", [
-    (((0, 0), (1, 1), (1, 1)), (1, 1, 1)),
-    (((1, 0), (0, 2), (3, 1)), (1, 1, 1)),   # asymmetric, 3-d
-    (((0, 0), (2, 1), (0, 0)), (1, 2, 3)),   # strided: the stride phases of the padded input
-    (((0, 0), (0, 0), (0, 0)), (1, 1, 1)),
+@pytest.mark.parametrize("pads,stride,groups,filters,size", [
+    (((0, 0), (1, 1), (1, 1)), (1, 1, 1), 1, 3, (2, 7, 9)),     # few filters: taps in the lanes
+    (((0, 0), (1, 1), (1, 1)), (1, 1, 1), 1, 70, (1, 7, 9)),    # two filter blocks
+    (((1, 0), (0, 2), (3, 1)), (1, 1, 1), 2, 4, (2, 7, 9)),     # asymmetric, 3-d, grouped
+    (((0, 0), (2, 2), (1, 1)), (1, 1, 1), 1, 5, (1, 33, 34)),   # several position chunks
+    (((0, 0), (2, 1), (0, 0)), (1, 2, 3), 1, 3, (2, 7, 9)),     # strided: the stride phases
+    (((0, 0), (0, 0), (0, 0)), (1, 1, 1), 1, 3, (2, 7, 9)),
 ], ids=_ids)
-def test_numba_conv_weight_grad_padded(pads, stride, dtype, rng):
-    from fastcorr.kernels.numba import conv_weight_grad_padded
+def test_numba_conv_weight_grad_padded(pads, stride, groups, filters, size, dtype, threads,
+                                       images_per_thread, rng):
+    """Both forms: the padded input written first, and padded image by image in the GEMM's
+    parallel region (at stride 1 with enough images per thread)."""
+    import numba
 
-    x = random_array(rng, (2, 4, 2, 7, 9), dtype)[:, ::2]  # a view: not contiguous
+    from fastcorr.kernels.numba import conv_weight_grad_padded
+    from fastcorr.kernels.numba.grad import TASKS_PER_THREAD
+
+    batch = TASKS_PER_THREAD * threads if images_per_thread == "fused" else threads
+    x = random_array(rng, (batch, 4 * groups) + size, dtype)[:, ::2]  # a view: not contiguous
     kernel, dilation = (1, 3, 2), (1, 1, 2)
     padded = np.pad(x, ((0, 0), (0, 0)) + pads)
     out = tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in
                 zip(padded.shape[2:], kernel, stride, dilation))
-    grad = random_array(rng, (2, 3) + out, dtype)
-    got = conv_weight_grad_padded(x, grad, kernel, stride, dilation, 1, pads)
-    ref = _naive().conv_weight_grad(padded, grad, kernel, stride, dilation, 1)
-    assert_close(got, ref, dtype=dtype, terms=2 * int(np.prod(out)),
-                 context=f"conv_weight_grad_padded {pads} s={stride}")
+    grad = random_array(rng, (batch, filters * groups) + out, dtype)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        got = conv_weight_grad_padded(x, grad, kernel, stride, dilation, groups, pads)
+    finally:
+        numba.set_num_threads(previous)
+    ref = _naive().conv_weight_grad(padded.astype(np.float64), grad.astype(np.float64), kernel,
+                                    stride, dilation, groups)
+    assert got.dtype == dtype
+    assert_close(got, ref, dtype=dtype, terms=batch * int(np.prod(out)),
+                 context=f"conv_weight_grad_padded {pads} s={stride} g={groups} F={filters}")
 
 
 @pytest.mark.parametrize("backend", GRAD_BACKENDS)

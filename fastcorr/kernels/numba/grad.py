@@ -68,6 +68,9 @@ MICRO_TILE = ROW_BLOCK * FILTER_LANES
 # 3-5 % faster than 512 on the C6 layers (float64 the same); 6 rows per tile
 # gained only 1-3 % more in float32 and lost 25 % in float64 (spills).
 CHUNK_POSITIONS = 1024
+# The fused forms (:func:`_pad_weight_grad`, :func:`_spread_gemm`) hand out whole
+# images or (image, group) volumes, so they need a few per thread to balance the load.
+TASKS_PER_THREAD = 3
 
 
 @jit()
@@ -160,6 +163,57 @@ def _weight_grad(x_phases, grad_panels, row_starts, positions, out, threads):
     return out
 
 
+@jit(parallel=True)
+def _pad_weight_grad(x, grad_groups, before, size, row_starts, positions, lane_taps, lane_shift,
+                     panel_positions, partials, threads):
+    """:func:`_pad_zeros`, :func:`_fill_panels` and :func:`_weight_grad` in one parallel region.
+
+    Stride 1 only.  A task is a run of consecutive images: each image is
+    padded into its thread's scratch and its gradient laid into the thread's
+    panels (zeroed once: the positions written are the same for every
+    image), and every row block of every group then passes over them chunk
+    by chunk, from the core's cache rather than from arrays written to and
+    re-read from memory.  Task ``t`` sums into ``partials[t]`` (``(groups,
+    padded_rows, filter_blocks * FILTER_LANES)`` float64), in a fixed order.
+    """
+    batch, channels = x.shape[:2]
+    tasks, groups, padded_rows, lanes = partials.shape
+    filter_blocks = lanes // FILTER_LANES
+    row_blocks = padded_rows // ROW_BLOCK
+    depth, height, width = size
+    next_task = np.zeros(1, dtype=np.int64)
+    for _ in prange(min(threads, tasks)):
+        padded = np.empty((channels, depth, height, width), dtype=x.dtype)
+        x_flat = padded.reshape(channels * depth * height * width)
+        panels = np.zeros((groups, filter_blocks, panel_positions, FILTER_LANES),
+                          dtype=grad_groups.dtype)
+        while True:
+            task = fetch_add(next_task, 1)  # dynamic scheduling, see _jit.fetch_add
+            if task >= tasks:
+                break
+            partial = partials[task]
+            partial[:] = 0.0
+            for image in range(task * batch // tasks, (task + 1) * batch // tasks):
+                for channel in range(channels):
+                    _pad_volume(x[image, channel], padded[channel], before[0], before[1],
+                                before[2])
+                for group in range(groups):
+                    for block in range(filter_blocks):
+                        _fill_panel(grad_groups[image, group], panels[group, block],
+                                    block * FILTER_LANES, lane_taps, lane_shift, height, width)
+                for group in range(groups):
+                    for first in range(0, positions, CHUNK_POSITIONS):
+                        steps = min(CHUNK_POSITIONS, positions - first)
+                        for block in range(filter_blocks):
+                            for row_block in range(row_blocks):
+                                first_row = row_block * ROW_BLOCK
+                                _weight_tile(x_flat, row_starts[group, first_row:],
+                                             panels[group, block], first, steps,
+                                             partial[group, first_row:first_row + ROW_BLOCK,
+                                                     block * FILTER_LANES:])
+    return partials
+
+
 def _phase_grid(x_shape, grad_shape, kernel_size, stride, dilation):
     """Phase-grid geometry: ``(phase_shape, positions, tap_offsets)``.
 
@@ -195,16 +249,29 @@ def _phases(x, stride, phase_shape, tail):
     return flat, volume
 
 
+@jit(inline="always")
+def _pad_volume(source, target, z0, y0, x0):
+    """``target[z0 + z, y0 + y, x0 + x] = source[z, y, x]``, zero elsewhere; each element once."""
+    depth, height, width = source.shape
+    out_depth, out_height, out_width = target.shape
+    for z in range(out_depth):
+        for y in range(out_height):
+            row = target[z, y]
+            if z < z0 or z >= z0 + depth or y < y0 or y >= y0 + height:
+                row[:] = 0
+                continue
+            row[:x0] = 0
+            row[x0 + width:] = 0
+            source_row = source[z - z0, y - y0]
+            for i in range(width):
+                row[x0 + i] = source_row[i]
+
+
 @jit(parallel=True)
 def _pad_zeros(x, out, before, threads):
-    """``out[n, c, before + i] = x[n, c, i]``, zero elsewhere; one task per ``(n, c)`` volume.
-
-    Each element of ``out`` is written once (the border zeros, the rest copied).
-    """
-    batch, channels, depth, height, width = x.shape
-    out_depth, out_height, out_width = out.shape[2:]
-    z0, y0, x0 = before
-    tasks = batch * channels
+    """``out[n, c, before + i] = x[n, c, i]``, zero elsewhere; one task per ``(n, c)`` volume."""
+    channels = x.shape[1]
+    tasks = x.shape[0] * channels
     next_task = np.zeros(1, dtype=np.int64)
     for _ in prange(min(threads, tasks)):
         while True:
@@ -212,33 +279,40 @@ def _pad_zeros(x, out, before, threads):
             if task >= tasks:
                 break
             image, channel = divmod(task, channels)
-            source = x[image, channel]
-            target = out[image, channel]
-            for z in range(out_depth):
-                for y in range(out_height):
-                    row = target[z, y]
-                    if z < z0 or z >= z0 + depth or y < y0 or y >= y0 + height:
-                        row[:] = 0
-                        continue
-                    row[:x0] = 0
-                    row[x0 + width:] = 0
-                    source_row = source[z - z0, y - y0]
-                    for i in range(width):
-                        row[x0 + i] = source_row[i]
+            _pad_volume(x[image, channel], out[image, channel], before[0], before[1], before[2])
     return out
 
 
 def conv_weight_grad_padded(x, grad, kernel_size, stride, dilation, groups, pads):
     """:func:`conv_weight_grad` of ``x`` zero-padded by ``pads`` (3 ``(before, after)`` pairs).
 
-    The padding is written in parallel, each element once.
+    At stride 1 with ``TASKS_PER_THREAD`` images per thread or more, every
+    task pads its own images into its thread's scratch, where the GEMM reads
+    them back from the core's cache (:func:`_pad_weight_grad`).  Otherwise the
+    padded input is written first, in parallel, each element once.
     """
+    x = np.ascontiguousarray(x)
+    kernel_size, stride, dilation = tuple(kernel_size), tuple(stride), tuple(dilation)
     size = tuple(n + before + after for n, (before, after) in zip(x.shape[2:], pads))
-    padded = np.empty(x.shape[:2] + size, dtype=x.dtype)
-    if padded.size:
-        _pad_zeros(np.ascontiguousarray(x), padded, tuple(before for before, _ in pads),
-                   numba.get_num_threads())
-    return conv_weight_grad(padded, grad, kernel_size, stride, dilation, groups)
+    before = tuple(before for before, _ in pads)
+    threads = numba.get_num_threads()
+    batch = x.shape[0]
+    if stride != (1, 1, 1) or batch < TASKS_PER_THREAD * threads or grad.size == 0:
+        padded = np.empty(x.shape[:2] + size, dtype=x.dtype)
+        if padded.size:
+            _pad_zeros(x, padded, before, threads)
+        return conv_weight_grad(padded, grad, kernel_size, stride, dilation, groups)
+    layout = _WeightGradLayout(x.shape[:2] + size, grad.shape, kernel_size, stride, dilation,
+                               groups)
+    filters_per_group = grad.shape[1] // groups
+    panels = -(-layout.lane_taps * filters_per_group // FILTER_LANES)
+    tasks = min(batch, 2 * TASKS_PER_THREAD * threads)
+    partials = np.empty((tasks, groups, layout.row_starts.shape[1], panels * FILTER_LANES))
+    _pad_weight_grad(x, grad.reshape((batch, groups, filters_per_group) + grad.shape[2:]), before,
+                     size, layout.row_starts, layout.positions, layout.lane_taps,
+                     layout.lane_shift, layout.panel_positions(grad.shape), partials, threads)
+    # Summed in task order: the same bits for a given thread count.
+    return layout.unpack(partials.sum(axis=0), x.dtype)
 
 
 def conv_weight_grad(x, grad, kernel_size, stride, dilation, groups):
@@ -267,41 +341,68 @@ def conv_weight_grad(x, grad, kernel_size, stride, dilation, groups):
     array([[[[[12., 16.],
               [24., 28.]]]]])
     """
-    batch, channels = x.shape[:2]
-    filters = grad.shape[1]
     kernel_size, stride, dilation = tuple(kernel_size), tuple(stride), tuple(dilation)
-    group_channels = channels // groups
-    filters_per_group = filters // groups
-    result = np.zeros((filters, group_channels) + kernel_size, dtype=x.dtype)
     if grad.size == 0 or x.size == 0:
-        return result
-    lane_taps = _lane_taps(group_channels, filters_per_group, kernel_size, stride)
-    row_kernel = kernel_size[:2] + (kernel_size[2] // lane_taps,)
-    phase_shape, positions, tap_offsets = _phase_grid(x.shape, grad.shape, row_kernel, stride,
-                                                      dilation)
-    lane_shift = dilation[2]  # tap b of a lane item reads b * lane_shift further along w
-    positions += (lane_taps - 1) * lane_shift
+        return np.zeros((grad.shape[1], x.shape[1] // groups) + kernel_size, dtype=x.dtype)
+    layout = _WeightGradLayout(x.shape, grad.shape, kernel_size, stride, dilation, groups)
     if stride == (1, 1, 1):
         # One phase, the input itself: the last row of the last tap ends at the image's end.
-        x_phases, volume = x.reshape(batch, -1), int(np.prod(x.shape[2:]))
+        x_phases = x.reshape(x.shape[0], -1)
     else:
-        x_phases, volume = _phases(x, stride, phase_shape, int(tap_offsets.max()) + positions)
-    # Im2col rows (c, row tap) of each group, padded to whole row blocks with row 0.
-    rows = group_channels * len(tap_offsets)
-    padded_rows = -(-rows // ROW_BLOCK) * ROW_BLOCK
-    row_starts = np.zeros((groups, padded_rows), dtype=np.int64)
-    channel_offsets = (np.arange(channels) * volume).reshape(groups, group_channels, 1)
-    row_starts[:, :rows] = (channel_offsets + tap_offsets).reshape(groups, rows)
-    row_starts[:, rows:] = row_starts[:, :1]
-    grad_panels = _grad_panels(grad, groups, phase_shape, positions, lane_taps, lane_shift)
-    out = np.empty((groups, padded_rows, grad_panels.shape[2] * FILTER_LANES))
-    _weight_grad(x_phases, grad_panels, row_starts, positions, out, numba.get_num_threads())
-    # out[g, (c, a3, a, b_row), (b_lane, f)] -> result[g*Fg + f, c, a3, a, b_row + b_lane]
-    items = out[:, :rows, :lane_taps * filters_per_group].reshape(
-        (groups, group_channels) + row_kernel + (lane_taps, filters_per_group))
-    items = items.reshape((groups, group_channels) + kernel_size + (filters_per_group,))
-    result[...] = items.transpose(0, 5, 1, 2, 3, 4).reshape(result.shape)
-    return result
+        x_phases, _ = _phases(x, stride, layout.phase_shape,
+                              int(layout.tap_offsets.max()) + layout.positions)
+    grad_panels = _grad_panels(grad, layout)
+    out = np.empty((groups, layout.row_starts.shape[1], grad_panels.shape[2] * FILTER_LANES))
+    _weight_grad(x_phases, grad_panels, layout.row_starts, layout.positions, out,
+                 numba.get_num_threads())
+    return layout.unpack(out, x.dtype)
+
+
+class _WeightGradLayout:
+    """Where the weight-gradient GEMM reads, and how its result unpacks into ``dw``.
+
+    Attributes: ``lane_taps`` and ``lane_shift`` (:func:`_lane_taps`),
+    ``phase_shape``, ``positions`` and ``tap_offsets`` (:func:`_phase_grid`
+    of the taps left in the rows), and ``row_starts``, ``(groups,
+    padded_rows)``: the offset of im2col row ``(c, row tap)`` of each group in
+    an image of phase arrays, padded to whole ``ROW_BLOCK`` s with row 0.
+    """
+
+    def __init__(self, x_shape, grad_shape, kernel_size, stride, dilation, groups):
+        channels, filters = x_shape[1], grad_shape[1]
+        self.kernel_size, self.groups = kernel_size, groups
+        self.group_channels, self.filters_per_group = channels // groups, filters // groups
+        self.lane_taps = _lane_taps(self.group_channels, self.filters_per_group, kernel_size,
+                                    stride)
+        self.row_kernel = kernel_size[:2] + (kernel_size[2] // self.lane_taps,)
+        self.phase_shape, positions, self.tap_offsets = _phase_grid(
+            x_shape, grad_shape, self.row_kernel, stride, dilation)
+        self.lane_shift = dilation[2]  # tap b of a lane item reads b * lane_shift further on
+        self.positions = positions + (self.lane_taps - 1) * self.lane_shift
+        volume = int(np.prod(stride)) * int(np.prod(self.phase_shape))
+        self.rows = self.group_channels * len(self.tap_offsets)
+        padded_rows = -(-self.rows // ROW_BLOCK) * ROW_BLOCK
+        self.row_starts = np.zeros((groups, padded_rows), dtype=np.int64)
+        channel_offsets = (np.arange(channels) * volume).reshape(groups, self.group_channels, 1)
+        self.row_starts[:, :self.rows] = (channel_offsets + self.tap_offsets).reshape(
+            groups, self.rows)
+        self.row_starts[:, self.rows:] = self.row_starts[:, :1]
+
+    def panel_positions(self, grad_shape):
+        """Rows of a gradient panel: every position read, every output written."""
+        grid = grad_shape[2] * self.phase_shape[1] * self.phase_shape[2]
+        return max(self.positions, grid + (self.lane_taps - 1) * self.lane_shift)
+
+    def unpack(self, out, dtype):
+        """``dw`` ``(F, C / groups) + kernel_size`` from the GEMM's float64 ``out``."""
+        # out[g, (c, a3, a, b_row), (b_lane, f)] -> dw[g*Fg + f, c, a3, a, b_row + b_lane]
+        fg = self.filters_per_group
+        items = out[:, :self.rows, :self.lane_taps * fg].reshape(
+            (self.groups, self.group_channels) + self.row_kernel + (self.lane_taps, fg))
+        items = items.reshape((self.groups, self.group_channels) + self.kernel_size + (fg,))
+        result = items.transpose(0, 5, 1, 2, 3, 4).reshape(
+            (self.groups * fg, self.group_channels) + self.kernel_size)
+        return result.astype(dtype)
 
 
 def _lane_taps(group_channels, filters_per_group, kernel_size, stride):
@@ -326,6 +427,32 @@ def _lane_taps(group_channels, filters_per_group, kernel_size, stride):
     return kernel_width if folded < tiles(1, other_taps * kernel_width) else 1
 
 
+@jit(inline="always")
+def _fill_panel(source, panel, first_item, lane_taps, lane_shift, height, width):
+    """One panel of :func:`_fill_panels`: lane items ``[first_item, first_item + lanes)``.
+
+    ``source`` is one group's gradient ``(Fg, Do, Ho, Wo)``; only the
+    positions where an output sits are written (the caller zeroes the rest).
+    """
+    filters, out_depth, out_height, out_width = source.shape
+    lanes = panel.shape[1]
+    for tap in range(lane_taps):
+        # This tap's lane items in this panel: lanes [lane_start, lane_stop).
+        lane_start = max(tap * filters - first_item, 0)
+        lane_stop = min((tap + 1) * filters - first_item, lanes)
+        if lane_start >= lane_stop:
+            continue
+        first_filter = first_item + lane_start - tap * filters
+        run = lane_stop - lane_start
+        for z in range(out_depth):
+            for y in range(out_height):
+                row_start = (z * height + y) * width + tap * lane_shift
+                for x in range(out_width):
+                    target = panel[row_start + x, lane_start:]
+                    for lane in range(run):
+                        target[lane] = source[first_filter + lane, z, y, x]
+
+
 @jit(parallel=True)
 def _fill_panels(grad_groups, panels, lane_taps, lane_shift, height, width, threads):
     """``panels[n, g, panel, p, lane]`` from ``grad_groups`` (N, groups, Fg, Do, Ho, Wo), all of it.
@@ -337,9 +464,9 @@ def _fill_panels(grad_groups, panels, lane_taps, lane_shift, height, width, thre
     each output's filters are gathered into one run of lanes, which beat
     NumPy's transposing copy followed by contiguous runs by 1.2-2x.
     """
-    batch, groups, filters, out_depth, out_height, out_width = grad_groups.shape
-    panel_count, positions, lanes = panels.shape[2:]
-    tasks = batch * groups * panel_count
+    groups = grad_groups.shape[1]
+    panel_count = panels.shape[2]
+    tasks = grad_groups.shape[0] * groups * panel_count
     next_task = np.zeros(1, dtype=np.int64)
     for _ in prange(min(threads, tasks)):
         while True:
@@ -350,41 +477,24 @@ def _fill_panels(grad_groups, panels, lane_taps, lane_shift, height, width, thre
             image, group = divmod(image_group, groups)
             panel = panels[image, group, panel_index]
             panel[:] = 0
-            source = grad_groups[image, group]
-            first_item = panel_index * lanes
-            for tap in range(lane_taps):
-                # This tap's lane items in this panel: lanes [lane_start, lane_stop).
-                lane_start = max(tap * filters - first_item, 0)
-                lane_stop = min((tap + 1) * filters - first_item, lanes)
-                if lane_start >= lane_stop:
-                    continue
-                first_filter = first_item + lane_start - tap * filters
-                run = lane_stop - lane_start
-                for z in range(out_depth):
-                    for y in range(out_height):
-                        row_start = (z * height + y) * width + tap * lane_shift
-                        for x in range(out_width):
-                            target = panel[row_start + x, lane_start:]
-                            for lane in range(run):
-                                target[lane] = source[first_filter + lane, z, y, x]
+            _fill_panel(grad_groups[image, group], panel, panel_index * FILTER_LANES, lane_taps,
+                        lane_shift, height, width)
     return panels
 
 
-def _grad_panels(grad, groups, phase_shape, positions, lane_taps, lane_shift):
+def _grad_panels(grad, layout):
     """``grad`` on the phase grid as ``(N, groups, panels, positions, FILTER_LANES)``.
 
     Lane item ``b * Fg + f`` of position ``p`` holds ``grad[n, g*Fg + f]``
     at ``p - b * lane_shift`` (the output sitting there, or zero).
     """
-    batch, filters = grad.shape[:2]
-    filters_per_group = filters // groups
-    depth, height, width = phase_shape
-    grid = grad.shape[2] * height * width
-    panels = np.empty((batch, groups, -(-lane_taps * filters_per_group // FILTER_LANES),
-                       max(positions, grid + (lane_taps - 1) * lane_shift), FILTER_LANES),
-                      dtype=grad.dtype)
-    _fill_panels(grad.reshape((batch, groups, filters_per_group) + grad.shape[2:]), panels,
-                 lane_taps, lane_shift, height, width, numba.get_num_threads())
+    batch, groups = grad.shape[0], layout.groups
+    panels = np.empty((batch, groups, -(-layout.lane_taps * layout.filters_per_group
+                                        // FILTER_LANES),
+                       layout.panel_positions(grad.shape), FILTER_LANES), dtype=grad.dtype)
+    _fill_panels(grad.reshape((batch, groups, layout.filters_per_group) + grad.shape[2:]),
+                 panels, layout.lane_taps, layout.lane_shift, layout.phase_shape[1],
+                 layout.phase_shape[2], numba.get_num_threads())
     return panels
 
 
@@ -573,7 +683,7 @@ def _conv_transpose(grad, weight, stride, dilation, groups, size, crop, plane_su
     dilation = tuple(dilation)
     threads = numba.get_num_threads()
     if (_wide_tile_fits(grad.dtype, lengths, kernel_size, dilation, group_channels)
-            and batch * groups >= SPREAD_TASKS_PER_THREAD * threads):
+            and batch * groups >= TASKS_PER_THREAD * threads):
         return _spread_correlation(grad, transposed, offsets, tuple(stride), lengths, dilation,
                                    groups, threads, plane_sums), plane_sums is not None
     padded = np.empty((batch, filters) + lengths, dtype=grad.dtype)
@@ -729,9 +839,6 @@ def _stride1_correlation(x, weight, dilation, groups):
     return out
 
 
-# The fused form below hands out whole (image, group) volumes, so it needs a
-# few of them per thread to balance the load.
-SPREAD_TASKS_PER_THREAD = 3
 
 
 @jit(parallel=True)
