@@ -13,7 +13,18 @@ import numpy as np
 
 
 def as_array(func: str, name: str, value, *, allow_empty: bool = False) -> np.ndarray:
-    """``np.asarray(value)``, refusing object, string and (by default) empty arrays."""
+    """``np.asarray(value)``, refusing object, string and (by default) empty arrays.
+
+    GPU device arrays are refused too, with a NotImplementedError: the front
+    ends compute on host arrays (``backend='cuda'`` copies them to the GPU
+    and the result back); taking device arrays in place is not built yet.
+    """
+    if hasattr(value, "__cuda_array_interface__") or getattr(value, "__cuda_ndarray__", False):
+        raise NotImplementedError(
+            f"{func}: parameter {name!r} is a GPU device array; fastcorr's functions take "
+            "host arrays for now (backend='cuda' copies them to the GPU and back): pass a "
+            "NumPy copy, e.g. x.copy_to_host() (numba), x.get() (CuPy) or x.cpu().numpy() "
+            "(torch)")
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:

@@ -33,6 +33,7 @@ fusing implement it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import threading
@@ -48,8 +49,8 @@ _MODULES = {
     "numpy": "fastcorr.kernels.numpy",
     "scipy": "fastcorr.kernels.scipy",
     "numba": "fastcorr.kernels.numba",
+    "cuda": "fastcorr.kernels.cuda",
 }
-_CUDA_REASON = "the CUDA backend is not implemented yet (planned: numba.cuda kernels)"
 
 _local = threading.local()
 _num_threads: int | None = None
@@ -111,9 +112,21 @@ def requested_backend(backend: str | None, func: str) -> str:
     return "auto"
 
 
+@functools.cache
+def _cuda_status() -> dict:
+    """:func:`fastcorr.kernels.cuda._device.status`, asked once per process (may init the GPU)."""
+    try:
+        device = importlib.import_module(_MODULES["cuda"] + "._device")
+    except ImportError as exc:  # numba (or its CUDA target) missing or broken
+        return {"available": False, "reason": f"{type(exc).__name__}: {exc}",
+                "implementation": None, "device": None, "driver": None}
+    return device.status()
+
+
 def _availability(name: str) -> tuple[bool, str | None]:
     if name == "cuda":
-        return False, _CUDA_REASON
+        status = _cuda_status()
+        return status["available"], status["reason"]
     try:
         importlib.import_module(_MODULES[name])
     except ImportError as exc:  # e.g. numba missing or broken
@@ -128,8 +141,11 @@ def backends() -> dict[str, dict]:
     -------
     dict
         ``{name: {"available": bool, "reason": str or None}}`` for
-        ``'naive'``, ``'numpy'``, ``'scipy'``, ``'numba'`` and ``'cuda'``.
-        Nothing is compiled.
+        ``'naive'``, ``'numpy'``, ``'scipy'``, ``'numba'`` and ``'cuda'``;
+        ``'cuda'`` also says which numba CUDA target loaded
+        (``"implementation"``), and the ``"device"`` and ``"driver"`` (None
+        without a GPU).  Nothing is compiled; asking about CUDA imports
+        ``numba.cuda`` and may initialise the driver (once per process).
 
     Examples
     --------
@@ -141,12 +157,16 @@ def backends() -> dict[str, dict]:
     for name in BACKENDS:
         available, reason = _availability(name)
         result[name] = {"available": available, "reason": reason}
+    result["cuda"].update({key: _cuda_status()[key]
+                           for key in ("implementation", "device", "driver")})
     return result
 
 
 def _module(name: str, func: str):
     if name == "cuda":
-        raise NotImplementedError(f"{func}: backend='cuda' is not available: {_CUDA_REASON}")
+        available, reason = _availability(name)
+        if not available:
+            raise RuntimeError(f"{func}: backend 'cuda' is not available: {reason}")
     try:
         return importlib.import_module(_MODULES[name])
     except ImportError as exc:

@@ -79,7 +79,7 @@ def choose_correlate_method(backend, x_shape, kernel_shape, dtype):
     Parameters
     ----------
     backend : str
-        The concrete backend that will run it ('naive', 'numpy', 'scipy', 'numba').
+        The concrete backend that will run it ('naive', 'numpy', 'scipy', 'numba', 'cuda').
     x_shape, kernel_shape : tuple of int
         Same length; the kernel is no larger than ``x``.
     dtype : numpy dtype
@@ -98,8 +98,8 @@ def choose_correlate_method(backend, x_shape, kernel_shape, dtype):
     >>> choose_correlate_method("numba", (1024, 1024), (1, 1), np.dtype(np.int16))
     'direct'
     """
-    if backend == "naive" or np.dtype(dtype).kind not in "fc":
-        return "direct"
+    if backend in ("naive", "cuda") or np.dtype(dtype).kind not in "fc":
+        return "direct"  # the naive and cuda backends have no FFT
     if math.prod(kernel_shape) <= 1:
         return "direct"
     direct, fft = correlate_costs(backend, x_shape, kernel_shape, dtype)

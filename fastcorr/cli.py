@@ -47,6 +47,9 @@ def _info_lines(facts: dict) -> list[str]:
     lines.append("backends:")
     for name, status in facts["backends"].items():
         state = "available" if status["available"] else f"unavailable: {status['reason']}"
+        if "implementation" in status:  # cuda: which numba target, on what
+            state += (f" ({status['implementation'] or 'no numba CUDA target'}; device "
+                      f"{status['device'] or 'none'}, driver {status['driver'] or 'none'})")
         lines.append(f"  {name:<7}{state}")
     gpu = facts["gpu"]
     devices = ", ".join(gpu["devices"]) if gpu["devices"] else f"none ({gpu['reason']})"

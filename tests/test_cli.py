@@ -101,7 +101,10 @@ def test_bench_smoke_records_environment_and_targets(smoke_run):
     _, _, out_dir = smoke_run
     results = json.loads((out_dir / "results.json").read_text())
     environment = results["environment"]
-    assert environment["gpu"]["devices"] is None or environment["gpu"]["driver_version"]
+    gpu = environment["gpu"]
+    # A real GPU has a driver; the simulator (CI) has none; no device says why.
+    assert (gpu["driver_version"] or "simulator" in gpu["devices"][0] if gpu["devices"]
+            else gpu["reason"])
     assert environment["peaks"]["copy_GBps"] > 0 and environment["peaks"]["sgemm_GFLOPs"] > 0
     assert isinstance(environment["thread_pools"], list | str)
     assert environment["numba_threading_layer"]["used"]

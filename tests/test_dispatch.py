@@ -2,8 +2,8 @@
 
 Which backend ran is observed through behaviour the backends differ in: the
 naive backend has no FFT (correlate(method='fft') raises NotImplementedError
-there), the scipy backend has no im2col (unfold raises there), and 'cuda'
-always raises NotImplementedError.
+there), the scipy backend has no im2col (unfold raises there).  'cuda' is
+checked here for its report and errors; its results in tests/test_cuda_*.py.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def test_backends_report():
     status = fastcorr.backends()
     assert set(status) == {"naive", "numpy", "scipy", "numba", "cuda"}
     for name, entry in status.items():
-        assert set(entry) == {"available", "reason"}, name
+        extra = {"implementation", "device", "driver"} if name == "cuda" else set()
+        assert set(entry) == {"available", "reason"} | extra, name
         assert isinstance(entry["available"], bool)
         if entry["available"]:
             assert entry["reason"] is None
@@ -62,8 +63,11 @@ def test_backends_report():
             assert isinstance(entry["reason"], str) and entry["reason"]
     for name in ("naive", "numpy", "scipy", "numba"):
         assert status[name]["available"], (name, status[name]["reason"])
-    assert status["cuda"]["available"] is False
-    assert "cuda" in status["cuda"]["reason"].lower() or "CUDA" in status["cuda"]["reason"]
+    cuda = status["cuda"]
+    if cuda["available"]:  # a GPU, or the simulator (CI)
+        assert cuda["device"] and "numba" in cuda["implementation"]
+    else:
+        assert "CUDA" in cuda["reason"] or "cuda" in cuda["reason"]
 
 
 def test_backends_still_callable_after_kernels_ran():
@@ -211,11 +215,23 @@ PUBLIC_CALLS = {
 }
 
 
+CUDA = fastcorr.backends()["cuda"]
+
+
 @pytest.mark.parametrize("func", list(PUBLIC_CALLS))
-def test_cuda_backend_not_implemented(func):
-    with pytest.raises(NotImplementedError) as excinfo:
+def test_cuda_backend(func):
+    """backend='cuda' computes what naive does, or, without CUDA, says why it cannot."""
+    if CUDA["available"]:
+        assert_close(_dense(PUBLIC_CALLS[func](backend="cuda")),
+                     _dense(PUBLIC_CALLS[func](backend="naive")), terms=8)
+        return
+    with pytest.raises(RuntimeError) as excinfo:
         PUBLIC_CALLS[func](backend="cuda")
-    message_names(excinfo, func, "cuda")
+    message_names(excinfo, func, "cuda", "not available")
+
+
+def _dense(result):
+    return result.toarray() if hasattr(result, "toarray") else result
 
 
 @pytest.mark.parametrize("func", list(PUBLIC_CALLS))
@@ -242,9 +258,14 @@ def test_every_function_takes_backend(func, backend):
 
 @pytest.mark.parametrize("func", list(PUBLIC_CALLS))
 def test_every_function_accepts_use_backend(func):
+    """A call without backend= runs the backend of the innermost use_backend block."""
     with fastcorr.use_backend("cuda"):
-        with pytest.raises(NotImplementedError):
-            PUBLIC_CALLS[func]()
+        if CUDA["available"]:
+            assert_close(_dense(PUBLIC_CALLS[func]()),
+                         _dense(PUBLIC_CALLS[func](backend="naive")), terms=8)
+        else:
+            with pytest.raises(RuntimeError):
+                PUBLIC_CALLS[func]()
     PUBLIC_CALLS[func]()
 
 

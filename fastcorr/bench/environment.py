@@ -108,27 +108,17 @@ def thread_counts() -> dict[str, int | None]:
 
 
 def gpu() -> dict:
-    """The CUDA devices numba sees, the driver's and torch's CUDA versions (None: absent).
+    """The CUDA device fastcorr's cuda backend sees, its driver and torch's CUDA version.
 
-    ``reason`` says why there are no devices, where there are none.
+    None where absent; ``reason`` says why there is no device, where there is none.
     """
-    found = {"devices": None, "driver_version": None, "torch_cuda_version": None,
-             "reason": None}
+    status = backend_status()["cuda"]
+    torch_cuda = None
     if importlib.util.find_spec("torch") is not None:
-        found["torch_cuda_version"] = importlib.import_module("torch").version.cuda
-    try:
-        from numba import cuda
-
-        if not cuda.is_available():
-            found["reason"] = "numba.cuda finds no CUDA driver or device"
-            return found
-        found["devices"] = [device.name.decode() if isinstance(device.name, bytes)
-                            else str(device.name) for device in cuda.list_devices()]
-        major, minor = cuda.cudadrv.driver.driver.get_version()
-        found["driver_version"] = f"CUDA {major}.{minor}"
-    except Exception as exc:  # noqa: BLE001 - a broken CUDA install is a finding, not a crash
-        found["reason"] = f"{type(exc).__name__}: {exc}"
-    return found
+        torch_cuda = importlib.import_module("torch").version.cuda
+    return {"devices": [status["device"]] if status["device"] else None,
+            "driver_version": status["driver"], "torch_cuda_version": torch_cuda,
+            "reason": status["reason"]}
 
 
 def best_seconds(call, repeat: int) -> float:
