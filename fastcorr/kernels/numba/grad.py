@@ -132,7 +132,6 @@ def _weight_grad(x_phases, grad_panels, row_starts, positions, out, threads):
     """
     batch = x_phases.shape[0]
     groups, padded_rows, _ = out.shape
-    filter_blocks = grad_panels.shape[2]
     row_blocks = padded_rows // ROW_BLOCK
     # A few tasks per thread: dynamic scheduling evens out a busy machine,
     # while each task keeps enough row blocks to reuse the panel chunk.
@@ -149,18 +148,28 @@ def _weight_grad(x_phases, grad_panels, row_starts, positions, out, threads):
                 group, row_block = divmod(block, row_blocks)
                 out[group, row_block * ROW_BLOCK:(row_block + 1) * ROW_BLOCK] = 0.0
             for image in range(batch):
-                x_flat = x_phases[image]
-                for first in range(0, positions, CHUNK_POSITIONS):
-                    steps = min(CHUNK_POSITIONS, positions - first)
-                    for filter_block in range(filter_blocks):
-                        for block in range(first_block, stop_block):
-                            group, row_block = divmod(block, row_blocks)
-                            first_row = row_block * ROW_BLOCK
-                            _weight_tile(x_flat, row_starts[group, first_row:],
-                                         grad_panels[image, group, filter_block], first, steps,
-                                         out[group, first_row:first_row + ROW_BLOCK,
-                                             filter_block * FILTER_LANES:])
+                _image_sums(x_phases[image], row_starts, grad_panels[image], positions,
+                            first_block, stop_block, out)
     return out
+
+
+@jit(inline="always")
+def _image_sums(x_flat, row_starts, panels, positions, first_block, stop_block, out):
+    """Add one image's terms to row blocks ``[first_block, stop_block)`` of ``out``, all filters.
+
+    Row block ``b`` is group ``b // row_blocks``'s.  Chunk by chunk of
+    positions: the panel chunk stays in L2 while every row block passes over it.
+    """
+    row_blocks = out.shape[1] // ROW_BLOCK
+    for first in range(0, positions, CHUNK_POSITIONS):
+        steps = min(CHUNK_POSITIONS, positions - first)
+        for filter_block in range(panels.shape[1]):
+            for block in range(first_block, stop_block):
+                group, row_block = divmod(block, row_blocks)
+                first_row = row_block * ROW_BLOCK
+                _weight_tile(x_flat, row_starts[group, first_row:], panels[group, filter_block],
+                             first, steps, out[group, first_row:first_row + ROW_BLOCK,
+                                               filter_block * FILTER_LANES:])
 
 
 @jit(parallel=True)
@@ -201,16 +210,8 @@ def _pad_weight_grad(x, grad_groups, before, size, row_starts, positions, lane_t
                     for block in range(filter_blocks):
                         _fill_panel(grad_groups[image, group], panels[group, block],
                                     block * FILTER_LANES, lane_taps, lane_shift, height, width)
-                for group in range(groups):
-                    for first in range(0, positions, CHUNK_POSITIONS):
-                        steps = min(CHUNK_POSITIONS, positions - first)
-                        for block in range(filter_blocks):
-                            for row_block in range(row_blocks):
-                                first_row = row_block * ROW_BLOCK
-                                _weight_tile(x_flat, row_starts[group, first_row:],
-                                             panels[group, block], first, steps,
-                                             partial[group, first_row:first_row + ROW_BLOCK,
-                                                     block * FILTER_LANES:])
+                _image_sums(x_flat, row_starts, panels, positions, 0, groups * row_blocks,
+                            partial)
     return partials
 
 
