@@ -3,7 +3,11 @@
 conv 3x3 (1 -> 16 channels) -> batch norm -> ReLU -> max-pool 2x2 -> linear (16*4*4 -> 10),
 softmax cross-entropy, on scikit-learn's bundled 8x8 digits (no download).
 
-    python examples/digits_cnn.py            # about 20 s on 2 cores; ~97% test accuracy
+    python examples/digits_cnn.py            # ~99% test accuracy; 20 s on 2 cores, 3 s cached
+    python examples/digits_cnn.py --small --out /tmp     # 30 steps, for a smoke test
+
+It writes its loss curve to docs/img/digits_cnn.png (or to --out). The first run takes longer
+because numba compiles fastcorr's kernels; later runs load them from numba's cache.
 
 Every gradient comes from fastcorr: conv2d_backward, batch_norm_backward and
 max_pool2d_backward; the linear layer and the loss are a few lines of NumPy.
@@ -12,8 +16,10 @@ max_pool2d_backward; the linear layer and the loss are a few lines of NumPy.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
+from _figure import DEFAULT_OUT, plt, save
 
 import fastcorr
 
@@ -106,26 +112,41 @@ def train(epochs=8, batch_size=32, learning_rate=0.1, max_steps=None, seed=0):
     return losses, accuracy
 
 
-def main():
+def run(out_dir: Path = DEFAULT_OUT, small: bool = False, epochs: int = 8) -> dict:
+    """Train, draw the loss curve into ``out_dir/digits_cnn.png``, return the figures."""
+    losses, accuracy = train(epochs=1, max_steps=30) if small else train(epochs=epochs)
+    numbers = {"steps": len(losses), "losses": losses, "accuracy": accuracy}
+    numbers["png"] = draw(losses, accuracy, Path(out_dir) / "digits_cnn.png")
+    return numbers
+
+
+def draw(losses, accuracy, path: Path) -> Path:
+    window = max(1, min(20, len(losses) // 10))
+    smoothed = np.convolve(losses, np.ones(window) / window, mode="valid")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(losses, lw=0.6, color="0.7", label="per step (batch of 32)")
+    ax.plot(np.arange(window - 1, len(losses)), smoothed, lw=1.5, color="C0",
+            label=f"mean of {window} steps")
+    ax.set(xlabel="SGD step", ylabel="cross-entropy loss", yscale="log",
+           title=f"digits CNN on fastcorr kernels: test accuracy {accuracy:.1%}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    return save(fig, path, dpi=90)
+
+
+def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--plot", help="write the loss curve to this PNG")
-    args = parser.parse_args()
-    losses, accuracy = train(epochs=args.epochs)
-    print(f"{len(losses)} steps, final loss {np.mean(losses[-20:]):.3f}, "
-          f"test accuracy {accuracy:.3f}")
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(losses, lw=0.8)
-        ax.set(xlabel="SGD step", ylabel="cross-entropy loss", yscale="log",
-               title=f"digits CNN with fastcorr kernels (test accuracy {accuracy:.1%})")
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=120)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="directory for digits_cnn.png (default: docs/img)")
+    parser.add_argument("--small", action="store_true",
+                        help="30 SGD steps instead of --epochs, for a smoke test")
+    args = parser.parse_args(argv)
+    numbers = run(args.out, args.small, args.epochs)
+    print(f"{numbers['steps']} steps, final loss {np.mean(numbers['losses'][-20:]):.3f}, "
+          f"test accuracy {numbers['accuracy']:.3f}; wrote {numbers['png']}")
+    return numbers
 
 
 if __name__ == "__main__":
