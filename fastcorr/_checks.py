@@ -11,33 +11,37 @@ import operator
 
 import numpy as np
 
+from . import _arrays
 
-def as_array(func: str, name: str, value, *, allow_empty: bool = False) -> np.ndarray:
+
+def as_array(func: str, name: str, value, *, allow_empty: bool = False):
     """``np.asarray(value)``, refusing object, string and (by default) empty arrays.
 
-    GPU device arrays are refused too, with a NotImplementedError: the front
-    ends compute on host arrays (``backend='cuda'`` copies them to the GPU
-    and the result back); taking device arrays in place is not built yet.
+    A GPU device array (see :mod:`fastcorr._arrays`) is not copied: the
+    result is a numba device array on its memory, checked by its ``dtype``
+    and ``shape`` with the same errors as a host array.
     """
-    if hasattr(value, "__cuda_array_interface__") or getattr(value, "__cuda_ndarray__", False):
-        raise NotImplementedError(
-            f"{func}: parameter {name!r} is a GPU device array; fastcorr's functions take "
-            "host arrays for now (backend='cuda' copies them to the GPU and back): pass a "
-            "NumPy copy, e.g. x.copy_to_host() (numba), x.get() (CuPy) or x.cpu().numpy() "
-            "(torch)")
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"{func}: parameter {name!r} must be array-like of numbers: {exc}"
-        ) from None
+    if _arrays.is_device(value):
+        try:
+            array = _arrays.as_device(value)
+        except (TypeError, ValueError, NotImplementedError, KeyError) as exc:
+            raise TypeError(f"{func}: parameter {name!r} must be a device array of numbers: "
+                            f"{exc}") from None
+    else:
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{func}: parameter {name!r} must be array-like of numbers: {exc}"
+            ) from None
     if array.dtype.kind not in "biufc":
         raise TypeError(
             f"{func}: parameter {name!r} must hold numbers (bool, int, float or complex), "
             f"got an array of dtype {array.dtype}"
         )
     if array.size == 0 and not allow_empty:
-        raise ValueError(f"{func}: parameter {name!r} must not be empty, got shape {array.shape}")
+        raise ValueError(f"{func}: parameter {name!r} must not be empty, "
+                         f"got shape {tuple(array.shape)}")
     return array
 
 
@@ -76,9 +80,13 @@ def int_tuple(func: str, name: str, value, length: int, *, minimum: int | None =
     return (int_value(func, name, value, minimum=minimum),) * length
 
 
-def floating(func: str, *arrays: np.ndarray) -> np.dtype:
-    """The network family's compute dtype: float32 or float64 (the latter for all else)."""
-    dtype = np.result_type(*arrays)
+def floating(func: str, *arrays) -> np.dtype:
+    """The network family's compute dtype: float32 or float64 (the latter for all else).
+
+    From the arrays' ``dtype`` alone (``np.result_type`` of a device array
+    would copy it to the host).
+    """
+    dtype = np.result_type(*(array.dtype for array in arrays))
     if dtype.kind == "c":
         raise TypeError(f"{func}: complex inputs are not supported, got dtype {dtype}")
     return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)

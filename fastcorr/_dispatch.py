@@ -27,7 +27,16 @@ pad_width, fillvalue)`` is a constant pad and a ``correlate_valid``,
 with one window per plane, values only.  The front end passes :func:`run` a
 ``fallback`` that composes the plain entry points, used wherever the fused
 one is absent or unsupported, so that only the backends that gain from
-fusing implement it.
+fusing implement it.  ``template_response(image, template, xcorr)`` is the
+normalisation of :func:`fastcorr.match_template` (window statistics and the
+Pearson quotient), fused by the cuda backend, composed with NumPy elsewhere.
+
+Device arrays (numba, CuPy, torch CUDA) never reach a CPU backend: every
+public function is wrapped by :func:`fastcorr._arrays.device_aware`, which
+sends a call with a device array among its arguments to ``'cuda'`` (under
+``'auto'`` too; :func:`device_backend` refuses an explicit CPU backend) and
+returns device results; the front ends keep the data on the device between
+kernels through :mod:`fastcorr._arrays`.
 """
 
 from __future__ import annotations
@@ -121,6 +130,28 @@ def _cuda_status() -> dict:
         return {"available": False, "reason": f"{type(exc).__name__}: {exc}",
                 "implementation": None, "device": None, "driver": None}
     return device.status()
+
+
+def device_backend(backend: str | None, func: str, parameter: str) -> str:
+    """The backend of a call whose ``parameter`` is a GPU device array: ``'cuda'``.
+
+    ``'auto'`` (the argument, context or environment in force) picks it.  An
+    explicit CPU backend refuses device arrays with a TypeError rather than
+    copy them to the host; an unavailable cuda backend is a RuntimeError
+    that says why.
+    """
+    name = requested_backend(backend, func)
+    if name not in ("auto", "cuda"):
+        raise TypeError(
+            f"{func}: parameter {parameter!r} is a GPU device array, which backend={name!r} "
+            "cannot take (it computes on the host): use backend='cuda' or 'auto', or pass "
+            "host arrays (x.copy_to_host() for numba, x.get() for CuPy, x.cpu().numpy() for "
+            "torch)")
+    available, reason = _availability("cuda")
+    if not available:
+        raise RuntimeError(f"{func}: parameter {parameter!r} is a GPU device array, but "
+                           f"backend 'cuda' is not available: {reason}")
+    return "cuda"
 
 
 def _availability(name: str) -> tuple[bool, str | None]:

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _dispatch
+from . import _arrays, _dispatch
 from ._checks import as_array, choice, floating, int_tuple, int_value
 from ._shapes import resolve_padding, window_count
 
@@ -25,7 +25,8 @@ _PADDING_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"
 
 def _lift(array: np.ndarray, spatial_ndim: int) -> np.ndarray:
     """View ``(N, C, *spatial)`` as ``(N, C, D, H, W)`` by inserting unit axes."""
-    return array.reshape(array.shape[:2] + (1,) * (3 - spatial_ndim) + array.shape[2:])
+    shape = tuple(array.shape)
+    return _arrays.reshape(array, shape[:2] + (1,) * (3 - spatial_ndim) + shape[2:])
 
 
 def _lift3(values: tuple, fill: int) -> tuple:
@@ -37,7 +38,7 @@ def _batched(func: str, x: np.ndarray, spatial_ndim: int, name: str = "x"):
     if x.ndim == spatial_ndim + 2:
         return x, False
     if x.ndim == spatial_ndim + 1:
-        return x[np.newaxis], True
+        return _arrays.new_axis(x), True
     raise ValueError(
         f"{func}: parameter {name!r} must be {spatial_ndim + 2}-D (N, C, *spatial) or "
         f"{spatial_ndim + 1}-D (C, *spatial), got shape {x.shape}"
@@ -53,10 +54,10 @@ def _pad_spatial(func: str, x: np.ndarray, pads: tuple, mode: str, dtype) -> np.
     if mode == "wrap" and any(max(p) > n for p, n in zip(pads, sizes)):
         raise ValueError(f"{func}: padding {pads} with padding_mode='circular' must not exceed "
                          f"the input's spatial size {sizes}")
-    x = np.asarray(x, dtype=dtype)
+    x = _arrays.asarray(x, dtype)
     if all(p == (0, 0) for p in pads):
-        return np.ascontiguousarray(x)
-    return np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0)) + tuple(pads), mode=mode))
+        return _arrays.ascontiguousarray(x)
+    return _arrays.ascontiguousarray(_arrays.pad(x, ((0, 0), (0, 0)) + tuple(pads), mode))
 
 
 class ConvArgs(NamedTuple):
@@ -75,14 +76,15 @@ class ConvArgs(NamedTuple):
 
     def padded(self, func: str) -> np.ndarray:
         """The input with its padding, contiguous, ``(N, C, D, H, W)``."""
-        spatial = self.x.shape[5 - self.spatial_ndim:]
-        x = self.x.reshape(self.x.shape[:2] + spatial)
+        spatial = tuple(self.x.shape[5 - self.spatial_ndim:])
+        x = _arrays.reshape(self.x, tuple(self.x.shape[:2]) + spatial)
         return _lift(_pad_spatial(func, x, self.pads, self.pad_mode, self.x.dtype),
                      self.spatial_ndim)
 
     def unlift(self, out: np.ndarray) -> np.ndarray:
         """A lifted ``(N, C, D, H, W)`` result in the caller's layout."""
-        out = out.reshape(out.shape[:2] + out.shape[5 - self.spatial_ndim:])
+        shape = tuple(out.shape)
+        out = _arrays.reshape(out, shape[:2] + shape[5 - self.spatial_ndim:])
         return out[0] if self.unbatched else out
 
 
@@ -121,9 +123,9 @@ def conv_args(func, spatial_ndim, x, weight, bias, stride, padding, dilation, gr
     for size, k, s, p, d in zip(x.shape[2:], kernel, stride, pads, dilation, strict=True):
         window_count(func, size, k, s, p, d)  # raises if the kernel does not fit
     return ConvArgs(
-        x=_lift(np.asarray(x, dtype=dtype), spatial_ndim),
-        weight=np.ascontiguousarray(_lift(weight, spatial_ndim), dtype=dtype),
-        bias=None if bias is None else np.ascontiguousarray(bias, dtype=dtype),
+        x=_lift(_arrays.asarray(x, dtype), spatial_ndim),
+        weight=_lift(_arrays.ascontiguousarray(weight, dtype), spatial_ndim),
+        bias=None if bias is None else _arrays.ascontiguousarray(bias, dtype),
         stride=_lift3(stride, 1), dilation=_lift3(dilation, 1), pads=pads, pad_mode=pad_mode,
         groups=groups, unbatched=unbatched, spatial_ndim=spatial_ndim,
     )
@@ -182,18 +184,21 @@ _CONV_DOC = """{dims}-D convolution (cross-correlation), like ``torch.nn.functio
 """
 
 
+@_arrays.device_aware
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
            padding_mode="zeros", *, backend=None):
     return _conv("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, padding_mode,
                  backend)
 
 
+@_arrays.device_aware
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
            padding_mode="zeros", *, backend=None):
     return _conv("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode,
                  backend)
 
 
+@_arrays.device_aware
 def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
            padding_mode="zeros", *, backend=None):
     return _conv("conv3d", 3, x, weight, bias, stride, padding, dilation, groups, padding_mode,
@@ -236,6 +241,7 @@ def _window_args(func, kernel_size, dilation, padding, stride):
     return kernel, dilation, pads, stride
 
 
+@_arrays.device_aware
 def unfold(x, kernel_size, dilation=1, padding=0, stride=1, *, backend=None):
     """Extract sliding blocks as columns (im2col), like ``torch.nn.functional.unfold``.
 
@@ -284,6 +290,7 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1, *, backend=None):
     return cols[0] if unbatched else cols
 
 
+@_arrays.device_aware
 def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1, *, backend=None):
     """Sum columns of blocks back into an image (col2im), like ``torch.nn.functional.fold``.
 
@@ -327,7 +334,7 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1, *, bac
                          f"got shape {cols.shape}")
     unbatched = cols.ndim == 2
     if unbatched:
-        cols = cols[np.newaxis]
+        cols = _arrays.new_axis(cols)
     size = int_tuple(func, "output_size", output_size, 2, minimum=1)
     kernel, dilation, pads, stride = _window_args(func, kernel_size, dilation, padding, stride)
     kernel_volume = math.prod(kernel)
@@ -342,11 +349,11 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1, *, bac
                          f"stride gives {blocks[0]} x {blocks[1]} = {math.prod(blocks)}")
     padded_size = (1,) + tuple(n + p[0] + p[1] for n, p in zip(size, pads))
     out = _dispatch.run(func, "fold", backend,
-                        np.ascontiguousarray(cols, dtype=floating(func, cols)),
+                        _arrays.ascontiguousarray(cols, floating(func, cols)),
                         padded_size, (1,) + kernel, (1,) + dilation, (1,) + stride,
                         what="col2im")
     out = out[:, :, 0, pads[0][0]:pads[0][0] + size[0], pads[1][0]:pads[1][0] + size[1]]
-    out = np.ascontiguousarray(out)
+    out = _arrays.ascontiguousarray(out)
     return out[0] if unbatched else out
 
 
@@ -354,6 +361,7 @@ def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1, *, bac
 _SPARSE_FORMATS = {name: name for name in ("csr", "csc", "coo", "bsr", "dia", "dok", "lil")}
 
 
+@_arrays.device_aware
 def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, format="csr",
                 *, backend=None):
     """The sparse matrix ``A`` of a convolution: ``conv(x).ravel() == A @ x.ravel()``.
@@ -403,7 +411,8 @@ def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, 
 
     func = "conv_matrix"
     format = choice(func, "format", format, _SPARSE_FORMATS)
-    weight = as_array(func, "weight", weight)
+    # The matrix is a host (SciPy) matrix: a device weight is copied to the host.
+    weight = _arrays.to_host(as_array(func, "weight", weight))
     if not isinstance(input_shape, tuple | list) or not input_shape:
         raise TypeError(f"{func}: parameter 'input_shape' must be a tuple of ints, "
                         f"got {input_shape!r}")

@@ -23,11 +23,10 @@ points, with fallbacks here for the backends that lack them:
 from __future__ import annotations
 
 import functools
-import itertools
 
 import numpy as np
 
-from . import _dispatch
+from . import _arrays, _dispatch
 from ._checks import as_array, floating, int_tuple, int_value
 from ._shapes import valid_shape
 from .conv import _batched, _lift, _lift3, conv_args
@@ -38,12 +37,12 @@ def _transpose_cropped(func, backend, grad, weight, stride, dilation, groups, si
     full = _dispatch.run(func, "conv_transpose", backend, grad, weight, stride, dilation, groups,
                          size, what="transposed convolution")
     inner = tuple(slice(before, n - after) for n, (before, after) in zip(size, crop))
-    return np.ascontiguousarray(full[(slice(None), slice(None)) + inner])
+    return _arrays.ascontiguousarray(full[(slice(None), slice(None)) + inner])
 
 
 def _weight_grad_padded(func, backend, x, grad, kernel_size, stride, dilation, groups, pads):
-    """``conv_weight_grad_padded`` from ``conv_weight_grad``: NumPy pads ``x`` with zeros first."""
-    padded = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0)) + tuple(pads)))
+    """``conv_weight_grad_padded`` from ``conv_weight_grad``: ``x`` padded with zeros first."""
+    padded = _arrays.ascontiguousarray(_arrays.pad(x, ((0, 0), (0, 0)) + tuple(pads)))
     return _dispatch.run(func, "conv_weight_grad", backend, padded, grad, kernel_size, stride,
                          dilation, groups, what="weight gradient")
 
@@ -62,31 +61,7 @@ def _transpose_cropped_bias(func, backend, grad, weight, stride, dilation, group
                                      what="bias gradient", fallback=_bias_grad)
 
 
-def _unpad_adjoint(grad_padded: np.ndarray, pads: tuple, pad_mode: str, spatial: tuple):
-    """The adjoint of padding: each padded cell's gradient goes back to the cell it copies.
-
-    ``numpy.pad`` pads one axis after the other, and in its 'reflect', 'edge'
-    and 'wrap' modes padded cell ``(i, j)`` copies cell ``(source0[i],
-    source1[j])``; so the adjoint runs axis by axis: the inner part, plus
-    each border slice added onto the slice it copies.
-    """
-    result = grad_padded
-    for axis, ((before, after), size) in enumerate(zip(pads, spatial), start=2):
-        if before == after == 0:
-            continue
-        lead = (slice(None),) * axis
-        inner = result[lead + (slice(before, before + size),)]
-        if pad_mode == "constant":
-            result = inner
-            continue
-        source = np.pad(np.arange(size), (before, after), mode=pad_mode)
-        out = inner.copy()
-        for index in itertools.chain(range(before), range(before + size, len(source))):
-            out[lead + (source[index],)] += result[lead + (index,)]
-        result = out
-    return result
-
-
+@_arrays.device_aware
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1,
                     padding_mode="zeros", output_mask=(True, True, True), *, backend=None):
     """Gradients of :func:`fastcorr.conv2d`: ``(grad_input, grad_weight, grad_bias)``.
@@ -146,7 +121,7 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     if grad.shape != expected:
         raise ValueError(f"{func}: parameter 'grad_output' must have conv2d's output shape "
                          f"{expected}, got {grad.shape}")
-    grad = np.ascontiguousarray(grad.reshape(out_shape), dtype=args.x.dtype)
+    grad = _arrays.reshape(_arrays.ascontiguousarray(grad, args.x.dtype), out_shape)
 
     grad_input = grad_weight = grad_bias = None
     if output_mask[0]:
@@ -165,9 +140,10 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
         else:
             grad_padded = _dispatch.run(func, "conv_transpose", backend, *transpose_args,
                                         what="transposed convolution")
-            grad_padded = grad_padded.reshape(grad_padded.shape[:2] + grad_padded.shape[3:])
-            grad_input = _lift(np.ascontiguousarray(_unpad_adjoint(
-                grad_padded, args.pads, args.pad_mode, args.x.shape[3:])), 2)
+            shape = tuple(grad_padded.shape)
+            grad_padded = _arrays.reshape(grad_padded, shape[:2] + shape[3:])
+            grad_input = _lift(_arrays.ascontiguousarray(_arrays.pad_adjoint(
+                grad_padded, ((0, 0), (0, 0)) + tuple(args.pads), args.pad_mode)), 2)
         grad_input = args.unlift(grad_input)
     if output_mask[1]:
         weight_args = (grad, args.weight.shape[2:], args.stride, args.dilation, args.groups)
@@ -179,13 +155,15 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
         else:
             grad_weight = _dispatch.run(func, "conv_weight_grad", backend, padded,
                                         *weight_args, what="weight gradient")
-        grad_weight = grad_weight.reshape(grad_weight.shape[:2] + grad_weight.shape[3:])
+        shape = tuple(grad_weight.shape)
+        grad_weight = _arrays.reshape(grad_weight, shape[:2] + shape[3:])
     if output_mask[2] and grad_bias is None:
         grad_bias = _dispatch.run(func, "conv_bias_grad", backend, grad, what="bias gradient",
                                   fallback=_bias_grad)
     return grad_input, grad_weight, grad_bias
 
 
+@_arrays.device_aware
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1, *, backend=None):
     """Transposed 2-D convolution, like ``torch.nn.functional.conv_transpose2d``.
@@ -259,13 +237,13 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
         raise ValueError(f"{func}: parameter 'padding' {padding} leaves no output: the "
                          f"uncropped output is {full}")
     out = _dispatch.run(func, "conv_transpose_cropped", backend,
-                        np.ascontiguousarray(_lift(x, 2), dtype=dtype),
-                        np.ascontiguousarray(_lift(weight, 2), dtype=dtype),
+                        _lift(_arrays.ascontiguousarray(x, dtype), 2),
+                        _lift(_arrays.ascontiguousarray(weight, dtype), 2),
                         _lift3(stride, 1), _lift3(dilation, 1), groups, (1,) + full,
                         ((0, 0),) + tuple((p, p) for p in padding),
                         what="transposed convolution",
                         fallback=functools.partial(_transpose_cropped, func, backend))
-    out = out[:, :, 0]
     if bias is not None:
-        out += bias.astype(dtype).reshape(1, -1, 1, 1)
+        _arrays.add_channels(out, bias)
+    out = out[:, :, 0]
     return out[0] if unbatched else out

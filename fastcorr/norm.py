@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from . import _dispatch
+from . import _arrays, _dispatch
 from ._checks import as_array, floating, int_tuple, int_value
 
 _FLOAT64 = np.float64
@@ -44,24 +44,41 @@ def _float_input(func: str, x, min_ndim: int = 2):
     if x.ndim < min_ndim:
         raise ValueError(f"{func}: parameter 'x' must have at least {min_ndim} dimensions "
                          f"(N, C, ...), got shape {x.shape}")
-    return np.ascontiguousarray(x, dtype=floating(func, x))
+    return _arrays.ascontiguousarray(x, floating(func, x))
 
 
 def _vector(func: str, name: str, value, length: int, dtype, *, writeable=False):
-    """A per-channel parameter: ``None`` or shape ``(length,)``."""
+    """A per-channel parameter: ``None`` or shape ``(length,)``.
+
+    Parameters are returned on the host, as ``dtype`` (a device array is
+    copied: ``length`` numbers, for the host arithmetic of the statistics);
+    running statistics (``writeable``) are the caller's own array, host or
+    device, to be read with :func:`_stat` and updated with
+    :func:`_running_update`.
+    """
     if value is None:
         return None
     if writeable:  # running statistics are updated in place, as torch does
-        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-            raise TypeError(f"{func}: parameter {name!r} must be a float numpy array (it is "
-                            f"updated in place), got {type(value).__name__}")
+        device = _arrays.is_device(value)
+        if device:
+            value = as_array(func, name, value, allow_empty=True)  # a view, not a copy
+        if not (device or isinstance(value, np.ndarray)) or value.dtype.kind != "f":
+            got = (f"an array of dtype {value.dtype}" if device or isinstance(value, np.ndarray)
+                   else type(value).__name__)
+            raise TypeError(f"{func}: parameter {name!r} must be a float numpy or device array "
+                            f"(it is updated in place), got {got}")
         array = value
     else:
         array = as_array(func, name, value)
-    if array.shape != (length,):
+    if tuple(array.shape) != (length,):
         raise ValueError(f"{func}: parameter {name!r} must have shape ({length},), "
-                         f"got {array.shape}")
-    return array if writeable else array.astype(dtype, copy=False)
+                         f"got {tuple(array.shape)}")
+    return array if writeable else _arrays.to_host(array).astype(dtype, copy=False)
+
+
+def _stat(running) -> np.ndarray:
+    """A running statistic in float64, on the host (a copy of ``C`` numbers)."""
+    return _arrays.to_host(running).astype(_FLOAT64)
 
 
 def _eps(func: str, eps) -> float:
@@ -78,12 +95,26 @@ def _momentum(func: str, momentum) -> float:
 
 
 def _moments(func, view, backend):
-    """Mean and biased variance (float64) per ``q`` of a ``(P, Q, S)`` view."""
+    """Mean and biased variance (float64) per ``q`` of a ``(P, Q, S)`` view, on the host.
+
+    The statistics of a device view are copied to the host: ``Q`` numbers
+    (``C``, ``N * C``, ``N * G`` or the rows of a layer norm), for the few
+    arithmetic steps of the front ends; the results go back with the
+    kernels' parameters.
+    """
     mean, m2 = _dispatch.run(func, "moments", backend, view, what="moments")
     count = view.shape[0] * view.shape[2]
-    return mean, m2 / count
+    return _arrays.to_host(mean), _arrays.to_host(m2) / count
 
 
+def _dot_moments(func, grad, x, mean, backend):
+    """Per ``q``: ``sum(dy)`` and ``sum(dy * (x - mean))`` in float64, on the host, as _moments."""
+    sum_dy, sum_dy_centred = _dispatch.run(func, "dot_moments", backend, grad, x, mean,
+                                           what="normalisation gradient sums")
+    return _arrays.to_host(sum_dy), _arrays.to_host(sum_dy_centred)
+
+
+@_arrays.device_aware
 def moments(x, axis, ddof=0, *, backend=None):
     """Mean and variance over ``axis``, numerically stable in float32.
 
@@ -128,19 +159,18 @@ def moments(x, axis, ddof=0, *, backend=None):
     dtype = floating(func, x)
     kept = [a for a in range(x.ndim) if a not in axes]
     kept_shape = tuple(x.shape[a] for a in kept)
-    # (P, Q, S) view without a copy when the kept axes are contiguous, else move them.
-    if not kept:
-        view = x.reshape(1, 1, -1)
-    elif kept == list(range(kept[0], kept[-1] + 1)):
-        view = x.reshape(math.prod(x.shape[:kept[0]]), math.prod(kept_shape), -1)
-    else:
-        view = np.moveaxis(x, kept, range(len(kept))).reshape(1, math.prod(kept_shape), -1)
-    view = np.ascontiguousarray(view, dtype=dtype)
+    # A (P, Q, S) view: x as it is when the kept axes are contiguous, else kept axes first.
+    if kept and kept != list(range(kept[0], kept[-1] + 1)):
+        x = _arrays.transpose(x, kept + [a for a in range(x.ndim) if a not in kept])
+        kept = list(range(len(kept)))
+    lead = math.prod(x.shape[:kept[0]]) if kept else 1
+    view = _arrays.reshape(_arrays.ascontiguousarray(x, dtype),
+                           (lead, math.prod(kept_shape), -1))
     mean, m2 = _dispatch.run(func, "moments", backend, view, what="moments")
     count = view.shape[0] * view.shape[2]
-    with np.errstate(divide="ignore", invalid="ignore"):  # ddof >= count: inf or nan, as NumPy
-        var = m2 / max(count - ddof, 0)
-    return mean.astype(dtype).reshape(kept_shape), var.astype(dtype).reshape(kept_shape)
+    var = _arrays.divide(m2, max(count - ddof, 0), dtype)  # ddof >= count: inf or nan, as NumPy
+    return (_arrays.reshape(_arrays.asarray(mean, dtype), kept_shape),
+            _arrays.reshape(var, kept_shape))
 
 
 def _normalize(func, view, mean, var, eps, weight, bias, backend):
@@ -187,8 +217,9 @@ def _per_q(values, samples):
 
 
 def _running_update(running, momentum, value):
-    running *= 1 - momentum
-    running += (momentum * value).astype(running.dtype)
+    """``running = (1 - momentum) * running + momentum * value`` in place, host or device."""
+    current = _arrays.to_host(running)  # the array itself on the host; C numbers on the device
+    _arrays.assign(running, current * (1 - momentum) + (momentum * value).astype(current.dtype))
 
 
 def _batch_view(x):
@@ -214,6 +245,7 @@ def _batch_norm_args(func, x, running_mean, running_var, weight, bias, training,
     return x, running_mean, running_var, weight, bias, _eps(func, eps)
 
 
+@_arrays.device_aware
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5, *, backend=None):
     """Batch normalisation, like ``torch.nn.functional.batch_norm``.
@@ -262,8 +294,8 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, t
     x, running_mean, running_var, weight, bias, eps = _batch_norm_args(
         func, x, running_mean, running_var, weight, bias, training, eps)
     if not training:
-        y = _normalize(func, _batch_view(x), running_mean.astype(_FLOAT64),
-                       running_var.astype(_FLOAT64), eps, weight, bias, backend)
+        y = _normalize(func, _batch_view(x), _stat(running_mean), _stat(running_var), eps,
+                       weight, bias, backend)
         return y.reshape(x.shape)
     y, mean, var = _standardize(func, _batch_view(x), 1, eps, weight, bias, backend)
     if running_mean is not None:
@@ -283,7 +315,7 @@ def _instance_args(func, x, running_mean, running_var, weight, bias, use_input_s
     bias = _vector(func, "bias", bias, channels, x.dtype)
     if not use_input_stats and (running_mean is None or running_var is None):
         raise ValueError(f"{func}: use_input_stats=False needs 'running_mean' and 'running_var'")
-    if use_input_stats and x[0, 0].size < 2:
+    if use_input_stats and math.prod(x.shape[2:]) < 2:
         raise ValueError(f"{func}: needs more than 1 spatial element per channel in parameter "
                          f"'x', got shape {x.shape}")
     return x, running_mean, running_var, weight, bias, _eps(func, eps)
@@ -293,6 +325,7 @@ def _instance_view(x):
     return x.reshape(1, x.shape[0] * x.shape[1], -1)
 
 
+@_arrays.device_aware
 def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats=True, momentum=0.1, eps=1e-5, *, backend=None):
     """Instance normalisation, like ``torch.nn.functional.instance_norm``.
@@ -330,13 +363,13 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
     samples, channels = x.shape[:2]
     weight, bias = _per_q(weight, samples), _per_q(bias, samples)
     if not use_input_stats:
-        y = _normalize(func, _instance_view(x), np.tile(running_mean.astype(_FLOAT64), samples),
-                       np.tile(running_var.astype(_FLOAT64), samples), eps, weight, bias, backend)
+        y = _normalize(func, _instance_view(x), np.tile(_stat(running_mean), samples),
+                       np.tile(_stat(running_var), samples), eps, weight, bias, backend)
         return y.reshape(x.shape)
     y, mean, var = _standardize(func, _instance_view(x), 1, eps, weight, bias, backend)
     if running_mean is not None:
         momentum = _momentum(func, momentum)
-        count = x[0, 0].size
+        count = math.prod(x.shape[2:])
         _running_update(running_mean, momentum, mean.reshape(-1, channels).mean(0))
         unbiased = var * count / (count - 1)
         _running_update(running_var, momentum, unbiased.reshape(-1, channels).mean(0))
@@ -355,6 +388,7 @@ def _group_args(func, x, num_groups, weight, bias, eps):
     return x, num_groups, weight, bias, _eps(func, eps)
 
 
+@_arrays.device_aware
 def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, backend=None):
     """Group normalisation, like ``torch.nn.functional.group_norm``.
 
@@ -413,12 +447,13 @@ def _layer_args(func, x, normalized_shape, weight, bias, eps):
             if value.shape != shape:
                 raise ValueError(f"{func}: parameter {name!r} must have normalized_shape "
                                  f"{shape}, got {value.shape}")
-            value = np.ascontiguousarray(value.reshape(-1), dtype=dtype)
+            value = _arrays.reshape(_arrays.ascontiguousarray(value, dtype), (-1,))
         params.append(value)
-    x2 = np.ascontiguousarray(x, dtype=dtype).reshape(-1, math.prod(shape))
-    return x2, params[0], params[1], _eps(func, eps)
+    x2 = _arrays.reshape(_arrays.ascontiguousarray(x, dtype), (-1, math.prod(shape)))
+    return x2, params[0], params[1], _eps(func, eps), tuple(x.shape)
 
 
+@_arrays.device_aware
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, backend=None):
     """Layer normalisation, like ``torch.nn.functional.layer_norm``.
 
@@ -446,11 +481,10 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, backend
     array([[-1.22474487,  0.        ,  1.22474487]])
     """
     func = "layer_norm"
-    shape = np.shape(x)
-    x2, weight, bias, eps = _layer_args(func, x, normalized_shape, weight, bias, eps)
+    x2, weight, bias, eps, shape = _layer_args(func, x, normalized_shape, weight, bias, eps)
 
     def composed(x2, eps, weight, bias):
-        mean, var = _moments(func, x2[np.newaxis], backend)
+        mean, var = _moments(func, _arrays.new_axis(x2), backend)
         return _dispatch.run(func, "layer_normalize", backend, x2, mean, 1.0 / np.sqrt(var + eps),
                              weight, bias, what="layer normalisation")
 
@@ -468,7 +502,7 @@ def _grad_output(func, grad_output, shape, dtype):
     if grad.shape != shape:
         raise ValueError(f"{func}: parameter 'grad_output' must have x's shape {shape}, "
                          f"got {grad.shape}")
-    return np.ascontiguousarray(grad, dtype=dtype)
+    return _arrays.ascontiguousarray(grad, dtype)
 
 
 def _standardize_backward(func, grad, x, group, eps, weight, backend):
@@ -481,8 +515,7 @@ def _standardize_backward(func, grad, x, group, eps, weight, backend):
         batch, slices, length = x.shape
         mean, var = _moments(func, _group_view(x, group), backend)
         mean, var = np.repeat(mean, group), np.repeat(var, group)
-        sum_dy, sum_dy_centred = _dispatch.run(func, "dot_moments", backend, grad, x, mean,
-                                               what="normalisation gradient sums")
+        sum_dy, sum_dy_centred = _dot_moments(func, grad, x, mean, backend)
         rstd = 1.0 / np.sqrt(var + eps)
         w = np.ones(slices) if weight is None else weight.astype(_FLOAT64)
         sum_dy_xhat = sum_dy_centred * rstd
@@ -509,8 +542,7 @@ def _fixed_stats_backward(func, grad, x, mean, var, eps, weight, backend):
     a = rstd if weight is None else rstd * weight.astype(_FLOAT64)
     grad_input = _dispatch.run(func, "scale_shift", backend, grad, a.astype(x.dtype),
                                np.zeros(len(a), dtype=x.dtype), what="normalisation gradient")
-    sum_dy, sum_dy_centred = _dispatch.run(func, "dot_moments", backend, grad, x, mean,
-                                           what="normalisation gradient sums")
+    sum_dy, sum_dy_centred = _dot_moments(func, grad, x, mean, backend)
     return grad_input, sum_dy, sum_dy_centred * rstd
 
 
@@ -526,6 +558,7 @@ def _norm_grads(x, grads, weight, bias):
             None if bias is None else sum_dy.reshape(-1, channels).sum(0).astype(x.dtype))
 
 
+@_arrays.device_aware
 def batch_norm_backward(grad_output, x, running_mean=None, running_var=None, weight=None,
                         bias=None, training=False, momentum=0.1, eps=1e-5, *, backend=None):
     """Gradients of :func:`batch_norm`: ``(grad_input, grad_weight, grad_bias)``.
@@ -551,11 +584,12 @@ def batch_norm_backward(grad_output, x, running_mean=None, running_var=None, wei
     if training:
         grads = _standardize_backward(func, grad, _batch_view(x), 1, eps, weight, backend)
     else:
-        grads = _fixed_stats_backward(func, grad, _batch_view(x), running_mean.astype(_FLOAT64),
-                                      running_var.astype(_FLOAT64), eps, weight, backend)
+        grads = _fixed_stats_backward(func, grad, _batch_view(x), _stat(running_mean),
+                                      _stat(running_var), eps, weight, backend)
     return _norm_grads(x, grads, weight, bias)
 
 
+@_arrays.device_aware
 def instance_norm_backward(grad_output, x, running_mean=None, running_var=None, weight=None,
                            bias=None, use_input_stats=True, momentum=0.1, eps=1e-5, *,
                            backend=None):
@@ -580,11 +614,12 @@ def instance_norm_backward(grad_output, x, running_mean=None, running_var=None, 
         grads = _standardize_backward(func, grad, _instance_view(x), 1, eps, weight_q, backend)
     else:
         grads = _fixed_stats_backward(
-            func, grad, _instance_view(x), np.tile(running_mean.astype(_FLOAT64), samples),
-            np.tile(running_var.astype(_FLOAT64), samples), eps, weight_q, backend)
+            func, grad, _instance_view(x), np.tile(_stat(running_mean), samples),
+            np.tile(_stat(running_var), samples), eps, weight_q, backend)
     return _norm_grads(x, grads, weight, bias)
 
 
+@_arrays.device_aware
 def group_norm_backward(grad_output, x, num_groups, weight=None, bias=None, eps=1e-5, *,
                         backend=None):
     """Gradients of :func:`group_norm`: ``(grad_input, grad_weight, grad_bias)``.
@@ -607,6 +642,7 @@ def group_norm_backward(grad_output, x, num_groups, weight=None, bias=None, eps=
     return _norm_grads(x, grads, weight, bias)
 
 
+@_arrays.device_aware
 def layer_norm_backward(grad_output, x, normalized_shape, weight=None, bias=None, eps=1e-5, *,
                         backend=None):
     """Gradients of :func:`layer_norm`: ``(grad_input, grad_weight, grad_bias)``.
@@ -622,12 +658,11 @@ def layer_norm_backward(grad_output, x, normalized_shape, weight=None, bias=None
     (True, array([1., 1., 1.]))
     """
     func = "layer_norm_backward"
-    shape = np.shape(x)
-    x2, weight, bias, eps = _layer_args(func, x, normalized_shape, weight, bias, eps)
-    grad = _grad_output(func, grad_output, shape, x2.dtype).reshape(x2.shape)
+    x2, weight, bias, eps, shape = _layer_args(func, x, normalized_shape, weight, bias, eps)
+    grad = _arrays.reshape(_grad_output(func, grad_output, shape, x2.dtype), x2.shape)
 
     def composed(grad, x2, eps, weight):
-        mean, var = _moments(func, x2[np.newaxis], backend)
+        mean, var = _moments(func, _arrays.new_axis(x2), backend)
         return _dispatch.run(func, "layer_norm_backward", backend, grad, x2, mean,
                              1.0 / np.sqrt(var + eps), weight,
                              what="layer normalisation gradient")
@@ -637,5 +672,7 @@ def layer_norm_backward(grad_output, x, normalized_shape, weight=None, bias=None
         what="layer normalisation gradient", fallback=composed)
     trailing = shape[len(shape) - len(np.atleast_1d(normalized_shape)):]
     return (grad_input.reshape(shape),
-            None if weight is None else grad_weight.astype(x2.dtype).reshape(trailing),
-            None if bias is None else grad_bias.astype(x2.dtype).reshape(trailing))
+            None if weight is None else _arrays.reshape(_arrays.asarray(grad_weight, x2.dtype),
+                                                        trailing),
+            None if bias is None else _arrays.reshape(_arrays.asarray(grad_bias, x2.dtype),
+                                                      trailing))

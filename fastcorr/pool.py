@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _dispatch
+from . import _arrays, _dispatch
 from ._checks import as_array, floating, int_tuple, int_value
 from ._shapes import window_count
 
@@ -72,13 +72,15 @@ def _input(func: str, x, spatial_ndim: int):
                          f"or {spatial_ndim + 1}-D (C, *spatial), got shape {x.shape}")
     unbatched = x.ndim == spatial_ndim + 1
     if unbatched:
-        x = x[np.newaxis]
-    x = np.ascontiguousarray(x, dtype=floating(func, x))
-    return x.reshape(x.shape[:2] + (1,) * (3 - spatial_ndim) + x.shape[2:]), unbatched
+        x = _arrays.new_axis(x)
+    x = _arrays.ascontiguousarray(x, floating(func, x))
+    shape = tuple(x.shape)
+    return x.reshape(shape[:2] + (1,) * (3 - spatial_ndim) + shape[2:]), unbatched
 
 
 def _output(func: str, out: np.ndarray, spatial_ndim: int, unbatched: bool) -> np.ndarray:
-    out = out.reshape(out.shape[:2] + out.shape[5 - spatial_ndim:])
+    shape = tuple(out.shape)
+    out = _arrays.reshape(out, shape[:2] + shape[5 - spatial_ndim:])
     return out[0] if unbatched else out
 
 
@@ -115,6 +117,7 @@ def _max_pool(func, spatial_ndim, x, kernel_size, stride, padding, dilation, cei
     return values
 
 
+@_arrays.device_aware
 def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, *, backend=None):
     """1-D max pooling, like ``torch.nn.functional.max_pool1d``; see :func:`max_pool2d`.
@@ -129,6 +132,7 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
                      return_indices, backend)
 
 
+@_arrays.device_aware
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, *, backend=None):
     """2-D max pooling, like ``torch.nn.functional.max_pool2d``.
@@ -203,6 +207,7 @@ def _avg_pool(func, spatial_ndim, x, kernel_size, stride, padding, ceil_mode, co
     return _output(func, out, spatial_ndim, unbatched)
 
 
+@_arrays.device_aware
 def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None, *, backend=None):
     """1-D average pooling, like ``torch.nn.functional.avg_pool1d``; see :func:`avg_pool2d`.
@@ -217,6 +222,7 @@ def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
                      count_include_pad, divisor_override, backend)
 
 
+@_arrays.device_aware
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None, *, backend=None):
     """2-D average pooling, like ``torch.nn.functional.avg_pool2d``.
@@ -269,6 +275,7 @@ def _adaptive_windows_of(func, x, output_size):
     return _lift([_adaptive_windows(n, o) for n, o in zip(sizes, out)])
 
 
+@_arrays.device_aware
 def adaptive_avg_pool2d(x, output_size, *, backend=None):
     """Average over adaptive bins, like ``torch.nn.functional.adaptive_avg_pool2d``.
 
@@ -292,6 +299,7 @@ def _adaptive_avg(func, x, output_size, backend):
     return _output(func, out, 2, unbatched)
 
 
+@_arrays.device_aware
 def adaptive_max_pool2d(x, output_size, return_indices=False, *, backend=None):
     """Maximum over adaptive bins, like ``torch.nn.functional.adaptive_max_pool2d``.
 
@@ -314,6 +322,7 @@ def _adaptive_max(func, x, output_size, return_indices, backend):
     return (values, _output(func, indices, 2, unbatched)) if return_indices else values
 
 
+@_arrays.device_aware
 def global_avg_pool2d(x, *, backend=None):
     """Mean over each channel's plane: ``(N, C, H, W) -> (N, C)``, like ``x.mean((2, 3))``.
 
@@ -326,6 +335,7 @@ def global_avg_pool2d(x, *, backend=None):
     return _global_pool("global_avg_pool2d", x, "avg", backend)
 
 
+@_arrays.device_aware
 def global_max_pool2d(x, *, backend=None):
     """Maximum over each channel's plane: ``(N, C, H, W) -> (N, C)``, like ``x.amax((2, 3))``.
 
@@ -350,7 +360,7 @@ def _global_pool(func, x, kind, backend):
         return _dispatch.run(func, "max_pool", backend, x, windows, what="max pooling")[0]
 
     out = _dispatch.run(func, f"global_{kind}_pool", backend, x, fallback=one_bin)
-    out = out.reshape(x.shape[:2])
+    out = _arrays.reshape(out, tuple(x.shape[:2]))
     return out[0] if unbatched else out
 
 
@@ -362,9 +372,10 @@ def _grad_output(func, grad_output, lifted_shape, spatial_ndim, unbatched, dtype
     if grad.shape != shape:
         raise ValueError(f"{func}: parameter 'grad_output' must have the forward output's "
                          f"shape {shape}, got {grad.shape}")
-    return np.ascontiguousarray(grad.reshape(lifted_shape), dtype=dtype)
+    return _arrays.reshape(_arrays.ascontiguousarray(grad, dtype), lifted_shape)
 
 
+@_arrays.device_aware
 def max_pool2d_backward(grad_output, x, kernel_size, stride=None, padding=0, dilation=1,
                         ceil_mode=False, *, backend=None):
     """Gradient of :func:`max_pool2d` with respect to ``x``, as torch autograd gives it.
@@ -390,6 +401,7 @@ def max_pool2d_backward(grad_output, x, kernel_size, stride=None, padding=0, dil
     return _output(func, grad_input, 2, unbatched)
 
 
+@_arrays.device_aware
 def avg_pool2d_backward(grad_output, x, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, divisor_override=None, *, backend=None):
     """Gradient of :func:`avg_pool2d` with respect to ``x``, as torch autograd gives it.

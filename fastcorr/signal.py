@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _dispatch, _tuning
+from . import _arrays, _dispatch, _tuning
 from ._checks import as_array, choice
 
 _MODES = {"full": "full", "valid": "valid", "same": "same"}
@@ -36,7 +36,7 @@ def _signal_inputs(func: str, in1, in2, *, small_types: bool):
             f"{func}: in1 and in2 should have the same dimensionality, "
             f"got in1.ndim={in1.ndim} and in2.ndim={in2.ndim}"
         )
-    dtype = np.result_type(in1, in2)
+    dtype = np.result_type(in1.dtype, in2.dtype)
     if not small_types and (dtype.kind == "b" or dtype == np.float16):
         raise TypeError(f"{func}: dtype {dtype} is not supported (as in SciPy); "
                         f"convert in1 and in2 to float32 or float64")
@@ -49,8 +49,9 @@ _COMPUTE_TYPES = {np.dtype(np.bool_): np.dtype(np.int64),
                   np.dtype(np.float16): np.dtype(np.float32)}
 
 
-def _to_result(out: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    return out != 0 if dtype.kind == "b" else out.astype(dtype, copy=False)
+def _to_result(out, dtype: np.dtype):
+    """The computed ``out`` in the result ``dtype`` (a bool is True where the count is not 0)."""
+    return _arrays.asarray(out, dtype)
 
 
 def _valid_swap_needed(func: str, shape1, shape2) -> bool:
@@ -74,8 +75,8 @@ def _correlate_valid(func: str, x: np.ndarray, kernel: np.ndarray, method: str, 
     ``correlate_fft_padded``, it pads tile by tile or strip by strip instead
     of copying the whole padded image.
     """
-    x = np.ascontiguousarray(x)
-    kernel = np.ascontiguousarray(kernel)
+    x = _arrays.ascontiguousarray(x)
+    kernel = _arrays.ascontiguousarray(kernel)
     if pad_width is None or all(before == after == 0 for before, after in pad_width):
         pad_width = None
     padded_shape = x.shape if pad_width is None else tuple(
@@ -86,7 +87,7 @@ def _correlate_valid(func: str, x: np.ndarray, kernel: np.ndarray, method: str, 
 
     def pad_and_correlate(x, kernel, pad_width=None, fillvalue=0):
         if pad_width is not None:
-            x = np.pad(x, pad_width, mode="constant", constant_values=fillvalue)
+            x = _arrays.pad(x, pad_width, "constant", fillvalue)
         if method == "fft":
             return _dispatch.run(func, "correlate_fft", backend, x, kernel,
                                  what="FFT correlation (method='fft')")
@@ -100,10 +101,10 @@ def _correlate_valid(func: str, x: np.ndarray, kernel: np.ndarray, method: str, 
                          np.asarray(fillvalue, dtype=x.dtype)[()], fallback=pad_and_correlate)
 
 
-def _pad(array: np.ndarray, pad_width, mode: str) -> np.ndarray:
+def _pad(array, pad_width, mode: str):
     if all(before == after == 0 for before, after in pad_width):
         return array
-    return np.pad(array, pad_width, mode=mode)
+    return _arrays.pad(array, pad_width, mode)
 
 
 def _correlate_nd(func, in1, in2, mode, method, backend, *, flip: bool):
@@ -112,18 +113,17 @@ def _correlate_nd(func, in1, in2, mode, method, backend, *, flip: bool):
     method = choice(func, "method", method, _METHODS)
     scalar = in1.ndim == 0
     dtype = _COMPUTE_TYPES.get(result_dtype, result_dtype)
-    in1 = np.atleast_1d(in1).astype(dtype, copy=False)
-    in2 = np.atleast_1d(in2).astype(dtype, copy=False)
+    in1 = _arrays.asarray(in1 if in1.ndim else _arrays.reshape(in1, (1,)), dtype)
+    in2 = _arrays.asarray(in2 if in2.ndim else _arrays.reshape(in2, (1,)), dtype)
     # convolve(a, b) is correlate(a, reversed b); correlate conjugates in2.
-    kernel = in2[(slice(None, None, -1),) * in2.ndim] if flip else np.conj(in2)
+    kernel = _arrays.flip(in2) if flip else _arrays.conj(in2)
     if mode == "valid":
         if _valid_swap_needed(func, in1.shape, in2.shape):
             if flip:  # convolution commutes
-                swapped = in1[(slice(None, None, -1),) * in1.ndim]
-                out = _correlate_valid(func, in2, swapped, method, backend)
+                out = _correlate_valid(func, in2, _arrays.flip(in1), method, backend)
             else:  # SciPy: reverse and conjugate correlate(in2, in1)
-                out = _correlate_valid(func, np.conj(in2), in1, method, backend)
-                out = out[(slice(None, None, -1),) * out.ndim]
+                out = _correlate_valid(func, _arrays.conj(in2), in1, method, backend)
+                out = _arrays.flip(out)
         else:
             out = _correlate_valid(func, in1, kernel, method, backend)
     else:
@@ -133,9 +133,10 @@ def _correlate_nd(func, in1, in2, mode, method, backend, *, flip: bool):
             pad_width = [(k - 1 - (k - 1) // 2, (k - 1) // 2) for k in in2.shape]
         out = _correlate_valid(func, in1, kernel, method, backend, pad_width)
     out = _to_result(out, result_dtype)
-    return out.reshape(()) if scalar else out
+    return _arrays.reshape(out, ()) if scalar else out
 
 
+@_arrays.device_aware
 def correlate(in1, in2, mode="full", method="auto", *, backend=None):
     """Cross-correlate two N-dimensional arrays, like ``scipy.signal.correlate``.
 
@@ -185,6 +186,7 @@ def correlate(in1, in2, mode="full", method="auto", *, backend=None):
     return _correlate_nd("correlate", in1, in2, mode, method, backend, flip=False)
 
 
+@_arrays.device_aware
 def convolve(in1, in2, mode="full", method="auto", *, backend=None):
     """Convolve two N-dimensional arrays, like ``scipy.signal.convolve``.
 
@@ -219,12 +221,12 @@ def _correlate_2d(func, in1, in2, mode, boundary, fillvalue, backend, *, flip: b
         raise ValueError(f"{func}: parameter 'fillvalue' {fillvalue!r} is complex but the "
                          f"inputs are real ({dtype})")
     fill = fill.astype(dtype)
-    in1 = in1.astype(dtype, copy=False)
-    in2 = in2.astype(dtype, copy=False)
+    in1 = _arrays.asarray(in1, dtype)
+    in2 = _arrays.asarray(in2, dtype)
     swapped = mode == "valid" and _valid_swap_needed(func, in1.shape, in2.shape)
     if swapped:  # as SciPy: swap, and for correlation reverse the result afterwards
         in1, in2 = in2, in1
-    kernel = in2[::-1, ::-1] if flip else np.conj(in2)
+    kernel = _arrays.flip(in2) if flip else _arrays.conj(in2)
     if mode == "valid":
         pad_width = [(0, 0), (0, 0)]
     elif mode == "full":
@@ -237,9 +239,10 @@ def _correlate_2d(func, in1, in2, mode, boundary, fillvalue, backend, *, flip: b
         out = _correlate_valid(func, in1, kernel, "auto", backend, pad_width, fill)
     else:
         out = _correlate_valid(func, _pad(in1, pad_width, pad_mode), kernel, "auto", backend)
-    return out[::-1, ::-1] if swapped and not flip else out
+    return _arrays.flip(out) if swapped and not flip else out
 
 
+@_arrays.device_aware
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None):
     """Cross-correlate two 2-D arrays, like ``scipy.signal.correlate2d``.
 
@@ -279,6 +282,7 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=
     return _correlate_2d("correlate2d", in1, in2, mode, boundary, fillvalue, backend, flip=False)
 
 
+@_arrays.device_aware
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, backend=None):
     """Convolve two 2-D arrays, like ``scipy.signal.convolve2d``.
 
@@ -316,13 +320,15 @@ def _window_sums(values: np.ndarray, window: tuple) -> np.ndarray:
     return values
 
 
+@_arrays.device_aware
 def match_template(image, template, pad_input=False, *, backend=None):
     """Zero-normalised cross-correlation, like ``skimage.feature.match_template``.
 
     For each placement of ``template`` on ``image`` the Pearson correlation
     of the template with the window beneath it, in [-1, 1]; windows of zero
-    variance give 0.  The window means and variances come from running sums
-    (cumulative sums), the cross-correlation from the backend.
+    variance give 0.  The cross-correlation comes from the backend; the
+    window means and variances from running sums (cumulative sums), or, on
+    the cuda backend, from each window summed directly (in float64 either way).
 
     Parameters
     ----------
@@ -373,12 +379,22 @@ def match_template(image, template, pad_input=False, *, backend=None):
         raise TypeError(f"{func}: complex images are not supported")
     small_float = image.dtype.kind == "f" and image.dtype.itemsize <= 4  # any byte order
     dtype = np.float32 if small_float else np.float64
-    image = image.astype(dtype, copy=False)
-    template = template.astype(dtype, copy=False)
+    image = _arrays.asarray(image, dtype)
+    template = _arrays.asarray(template, dtype)
     if pad_input:
         image = _pad(image, [(t // 2, (t - 1) // 2) for t in template.shape], "constant")
+    xcorr = _arrays.asarray(_correlate_valid(func, image, template, "auto", backend), np.float64)
+    return _dispatch.run(func, "template_response", backend, image, template, xcorr,
+                         what="template matching", fallback=_template_response)
 
-    xcorr = _correlate_valid(func, image, template, "auto", backend).astype(np.float64)
+
+def _template_response(image, template, xcorr):
+    """``template_response``: the Pearson correlation per placement, from ``xcorr`` (float64).
+
+    The window means and variances come from running sums (cumulative sums)
+    in float64; the result has ``image``'s dtype.
+    """
+    dtype = image.dtype
     # Sums in float64: the variance is a difference of large sums.
     wide = image.astype(np.float64)
     window_sum = _window_sums(wide, template.shape)

@@ -110,6 +110,28 @@ def test_correlate_valid_device_views(shape, rng):
                  terms=kernel.size, context="correlate_valid of a device view")
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape, template", [((7, 9), (3, 4)), ((3, 5, 6), (2, 2, 3))],
+                         ids=["2d", "3d"])
+def test_template_response(shape, template, dtype, rng):
+    """match_template's normalisation against the front end's NumPy (cumulative sums) form."""
+    from fastcorr.kernels.cuda import template as template_kernels
+    from fastcorr.signal import _template_response
+
+    image = random_array(rng, shape, dtype)
+    image[..., :5, :5] = 0.5  # windows of no variance: 0
+    kernel = random_array(rng, template, dtype)
+    xcorr = naive.correlate_valid(image.astype(np.float64), kernel.astype(np.float64))
+    got = template_kernels.template_response(image, kernel, xcorr)
+    reference = _template_response(image, kernel, xcorr)
+    assert got.dtype == dtype and got.shape == xcorr.shape
+    assert_close(got, reference, dtype=dtype, terms=kernel.size, context="template_response")
+    device = template_kernels.template_response(cuda.to_device(image), cuda.to_device(kernel),
+                                                cuda.to_device(xcorr))
+    assert _device.is_device_array(device)
+    np.testing.assert_array_equal(device.copy_to_host(), got)
+
+
 # ---------------------------------------------------------------- convolution
 
 CONV_CASES = {  # x shape (padded), weight shape, stride, dilation, groups, bias

@@ -348,3 +348,17 @@ def test_norm_device_arrays_stay_on_the_device(rng):
         assert_close(got.copy_to_host(), ref, terms=6)
     np.testing.assert_array_equal(x_device.copy_to_host(), x)
     np.testing.assert_array_equal(dy_device.copy_to_host(), dy)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=_ids)
+def test_conv_bias_grad(dtype, rng):
+    """The per-channel sums of a gradient, as the front end's float64 sum gives them."""
+    grad = random_array(rng, (2, 3, 1, 5, 4), dtype)
+    got = _call(cuda_norm.conv_bias_grad, grad)
+    assert got.dtype == dtype and got.shape == (3,)
+    reference = grad.astype(np.float64).sum(axis=(0, 2, 3, 4))
+    assert_close(got, reference, dtype=dtype, terms=40, context="conv_bias_grad")
+    device = cuda_norm.conv_bias_grad(cuda.to_device(grad)[:, :, :, ::2])  # a strided view
+    assert _device.is_device_array(device)
+    assert_close(device.copy_to_host(), grad[:, :, :, ::2].astype(np.float64).sum((0, 2, 3, 4)),
+                 dtype=dtype, terms=24, context="conv_bias_grad of a device view")

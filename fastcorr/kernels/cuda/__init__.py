@@ -2,17 +2,22 @@
 
 The same entry points as the CPU backends (see :mod:`fastcorr._dispatch`),
 by family: correlation (:func:`correlate_valid`; :func:`correlate_fft` is
-the direct kernel too, since numba.cuda has no FFT), convolution
-(:func:`conv_forward`, :func:`unfold`, :func:`fold`, :func:`conv_transpose`,
-:func:`conv_weight_grad`), pooling (:func:`max_pool`, :func:`avg_pool` and
+the direct kernel too, since numba.cuda has no FFT; :func:`template_response`,
+the normalisation of template matching), convolution (:func:`conv_forward`,
+:func:`unfold`, :func:`fold`, :func:`conv_transpose`, :func:`conv_weight_grad`,
+:func:`conv_bias_grad`), pooling (:func:`max_pool`, :func:`avg_pool` and
 their backward) and normalisation (:func:`moments`, :func:`dot_moments`,
 :func:`scale_shift`, :func:`axpby`, :func:`layer_normalize`,
-:func:`layer_norm_backward`).  The fused entry points of the numba backend
-are absent: the front ends compose the plain ones instead.
+:func:`layer_norm_backward`).  The other fused entry points of the numba
+backend are absent: the front ends compose the plain ones instead.
 
 Each entry point takes host (NumPy) or device arrays: host inputs are copied
 to the device and the result back, device inputs are used in place and give
-a device result (:mod:`._device`).  Results are deterministic: no kernel
+a device result (:mod:`._device`).  The public functions send every call
+with a device array among its arguments here, under ``'auto'`` too, and
+keep its data on the device between kernels: :mod:`._arrays` casts, copies,
+pads and reverses device arrays for the front ends (see
+:mod:`fastcorr._arrays`).  Results are deterministic: no kernel
 adds floats atomically; the adjoints and reductions are gathers and
 fixed-order tree sums.  Importing this module compiles nothing and needs no
 GPU; each kernel compiles on its first launch for the dtypes it meets.
@@ -28,6 +33,7 @@ from .correlate import (
 )
 from .norm import (
     axpby,
+    conv_bias_grad,
     dot_moments,
     layer_norm_backward,
     layer_normalize,
@@ -35,6 +41,7 @@ from .norm import (
     scale_shift,
 )
 from .pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward
+from .template import template_response
 
 # numba.cuda has no FFT: method='fft' runs the direct kernel (same result).
 correlate_fft = correlate_valid
@@ -43,6 +50,7 @@ __all__ = [
     "avg_pool",
     "avg_pool_backward",
     "axpby",
+    "conv_bias_grad",
     "conv_forward",
     "conv_transpose",
     "conv_weight_grad",
@@ -56,5 +64,6 @@ __all__ = [
     "max_pool_backward",
     "moments",
     "scale_shift",
+    "template_response",
     "unfold",
 ]

@@ -16,16 +16,28 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+from ..._arrays import is_device as is_device_array  # noqa: F401 - one definition
+
 # Threads per block of a 1-D launch (one thread per output element).
 THREADS_PER_BLOCK = 256
 # Side of the square blocks of 2-D launches (a TILE x TILE output tile).
 TILE = 16
 
 
-def is_device_array(value) -> bool:
-    """Whether ``value`` is on the GPU (``__cuda_array_interface__``, or a simulator array)."""
-    return hasattr(value, "__cuda_array_interface__") or bool(
-        getattr(value, "__cuda_ndarray__", False))
+def as_device(value):
+    """A numba device array on the memory of device array ``value`` (zero-copy).
+
+    Numba's device arrays (and the simulator's) are returned as they are;
+    other ``__cuda_array_interface__`` objects (CuPy arrays, torch CUDA
+    tensors) are wrapped by ``cuda.as_cuda_array``, which waits for the
+    producer's stream where the interface names one.
+    """
+    if getattr(value, "__cuda_ndarray__", False):
+        return value
+    if not hasattr(cuda, "as_cuda_array"):
+        raise TypeError("numba's CUDA simulator takes its own device arrays only "
+                        f"(numba.cuda.to_device), got {type(value).__name__}")
+    return cuda.as_cuda_array(value)
 
 
 def to_device(array):
@@ -33,9 +45,7 @@ def to_device(array):
     if array is None:
         return None
     if is_device_array(array):
-        if hasattr(array, "__cuda_array_interface__") and not cuda.is_cuda_array(array):
-            return array
-        return cuda.as_cuda_array(array) if hasattr(cuda, "as_cuda_array") else array
+        return as_device(array)
     return cuda.to_device(np.ascontiguousarray(array))
 
 

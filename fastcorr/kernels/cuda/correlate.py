@@ -41,7 +41,7 @@ from numba import cuda
 
 from ..._dispatch import Unsupported
 from ..._shapes import valid_shape
-from . import _device
+from . import _arrays, _device
 
 # Budget of dynamic shared memory for one block's input tile: 48 KiB is the
 # most a launch may ask for without opting in per kernel (untuned).
@@ -280,17 +280,6 @@ def _zero(dtype):
     return np.dtype(dtype).type(0)
 
 
-def _lift(array, ndim: int):
-    """``array`` with leading axes of length 1 up to ``ndim`` axes, on the same memory."""
-    shape = (1,) * (ndim - array.ndim) + tuple(array.shape)
-    try:
-        return array.reshape(shape)
-    except NotImplementedError:  # numba refuses to reshape a non-contiguous device view
-        strides = (0,) * (ndim - array.ndim) + tuple(array.strides)
-        return type(array)(shape=shape, strides=strides, dtype=array.dtype,
-                           gpu_data=array.gpu_data)
-
-
 def _plane_launch(out_height: int, out_width: int, planes: int):
     """``(blocks, threads)`` of :func:`_correlate_tiles`: tiles, or one row/column of threads."""
     planes = min(planes, MAX_GRID_PLANES)
@@ -370,7 +359,8 @@ def correlate_valid(x, kernel):
     out_shape = tuple(n - k + 1 for n, k in zip(x.shape, kernel.shape))
     out = _device.empty(out_shape, x.dtype)
     if out.size:
-        _correlate_planes(_lift(_device.to_device(x), 5), _lift(_device.to_device(kernel), 5),
+        _correlate_planes(_arrays.lift(_device.to_device(x), 5),
+                          _arrays.lift(_device.to_device(kernel), 5),
                           None, out.reshape((1, 1) + (1,) * (3 - x.ndim) + out_shape),
                           (1, 1, 1), (1, 1, 1), 1)
     return _device.finish(out, x)

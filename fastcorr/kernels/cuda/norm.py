@@ -10,6 +10,8 @@ Kernels and their launch layouts:
   moments take two passes, the mean first and then the squared deviations
   from it, so a float32 input with mean 1e4 and standard deviation 1e-2
   keeps its variance.
+* ``_sums_kernel`` (the bias gradient of a convolution, a per-channel sum):
+  the moments' first pass alone.
 * ``_scale_shift_kernel``, ``_axpby_kernel``, ``_layer_normalize_kernel``:
   one thread per element (1-D grid of ``_device.THREADS_PER_BLOCK``).
 * ``_layer_norm_backward_kernel``: one launch, two kinds of block.  Blocks
@@ -34,7 +36,7 @@ import math
 import numpy as np
 from numba import cuda, float64
 
-from . import _device
+from . import _arrays, _device
 
 # Threads per block of the reductions (one block per slice or row).  Read at
 # every launch; a power of two up to _REDUCE_CAPACITY.
@@ -97,6 +99,26 @@ def _moments_kernel(x, mean, m2):
     if thread == 0:
         mean[q] = centre
         m2[q] = squares
+
+
+@cuda.jit
+def _sums_kernel(x, sums):
+    """One block per ``q``: the sum over ``(p, s)`` in float64, stored in ``sums``' dtype."""
+    first = cuda.shared.array(_REDUCE_CAPACITY, float64)
+    second = cuda.shared.array(_REDUCE_CAPACITY, float64)
+    q = cuda.blockIdx.x
+    thread = cuda.threadIdx.x
+    threads = cuda.blockDim.x
+    batch, slices, length = x.shape
+    if q >= slices:
+        return
+    total = 0.0
+    for i in range(thread, batch * length, threads):
+        p, s = divmod(i, length)
+        total += float64(x[p, q, s])
+    total, _ = _block_sums(first, second, total, 0.0)
+    if thread == 0:
+        sums[q] = total
 
 
 @cuda.jit
@@ -249,6 +271,22 @@ def moments(x):
     if slices:
         _moments_kernel[slices, _reduce_threads()](_device.to_device(x), mean, m2)
     return _device.finish(mean, x), _device.finish(m2, x)
+
+
+def conv_bias_grad(grad):
+    """``grad`` ``(N, F, D, H, W)`` summed over all axes but the channels: the bias gradient.
+
+    Accumulated in float64 (a tree per channel), returned in ``grad``'s dtype.
+    """
+    channels = grad.shape[1]
+    out = _device.empty((channels,), grad.dtype)
+    if channels:
+        view = _device.to_device(grad)
+        if not view.is_c_contiguous():
+            view = _arrays.copy(view)
+        view = view.reshape((grad.shape[0], channels, -1))
+        _sums_kernel[channels, _reduce_threads()](view, out)
+    return _device.finish(out, grad)
 
 
 def dot_moments(dy, x, mean):
