@@ -289,3 +289,45 @@ def test_inputs_not_modified_and_device_inputs(rng):
         assert _device.is_device_array(got) and not isinstance(got, np.ndarray), name
         np.testing.assert_array_equal(got.copy_to_host(), host, err_msg=name)
         assert_close(host, getattr(naive, name)(*args), terms=64, context=name)
+
+
+def test_correlate_fft_without_cupy_is_direct(rng):
+    """No CuPy here (or the simulator): method='fft' runs the direct kernel."""
+    from fastcorr.kernels.cuda import fft
+
+    x, kernel = random_array(rng, (9, 8), np.float64), random_array(rng, (3, 2), np.float64)
+    if fft._cupy() is None:
+        np.testing.assert_array_equal(fft.correlate_fft(x, kernel),
+                                      kernels.correlate_valid(x, kernel))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128])
+def test_correlate_fft_through_cupy(dtype, rng, monkeypatch):
+    """The CuPy path's glue: zero-copy in, the kernel conjugated once, the dtype kept.
+
+    CuPy itself is replaced by a stand-in that computes on the host with
+    SciPy (whose ``correlate`` also conjugates its second operand).
+    """
+    import types
+
+    import scipy.signal
+
+    from fastcorr.kernels.cuda import fft
+
+    def host(array):
+        return array.copy_to_host() if hasattr(array, "copy_to_host") else np.asarray(array)
+
+    stand_in = types.SimpleNamespace(asarray=host, conj=np.conj)
+    signal = types.SimpleNamespace(correlate=lambda a, b, mode, method: scipy.signal.correlate(
+        a, b, mode=mode, method=method))
+    monkeypatch.setattr(fft, "_cupy", lambda: (stand_in, signal))
+    x = random_array(rng, (9, 8), dtype)
+    kernel = random_array(rng, (3, 2), dtype)
+    if dtype == np.complex128:
+        x, kernel = x + 1j * x[::-1], kernel - 2j * kernel[::-1]
+    got = fft.correlate_fft(x, kernel)
+    assert isinstance(got, np.ndarray) and got.dtype == x.dtype
+    assert_close(got, naive.correlate_valid(x, kernel), dtype=dtype, terms=6)
+    device_got = fft.correlate_fft(cuda.to_device(x), cuda.to_device(kernel))
+    assert _device.is_device_array(device_got)
+    assert_close(device_got.copy_to_host(), got, dtype=dtype, terms=6)

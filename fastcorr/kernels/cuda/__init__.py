@@ -1,8 +1,9 @@
 """The cuda backend: ``numba.cuda`` kernels (numba-cuda, or numba's built-in target).
 
 The same entry points as the CPU backends (see :mod:`fastcorr._dispatch`),
-by family: correlation (:func:`correlate_valid`; :func:`correlate_fft` is
-the direct kernel too, since numba.cuda has no FFT; :func:`template_response`,
+by family: correlation (:func:`correlate_valid`; :func:`correlate_fft`,
+through CuPy's cuFFT where CuPy is installed, else the direct kernel, since
+numba.cuda has no FFT; :func:`template_response`,
 the normalisation of template matching), convolution (:func:`conv_forward`,
 :func:`unfold`, :func:`fold`, :func:`conv_transpose`, :func:`conv_weight_grad`,
 :func:`conv_bias_grad`), pooling (:func:`max_pool`, :func:`avg_pool` and
@@ -31,6 +32,7 @@ from .correlate import (
     fold,
     unfold,
 )
+from .fft import correlate_fft
 from .norm import (
     axpby,
     conv_bias_grad,
@@ -42,9 +44,6 @@ from .norm import (
 )
 from .pool import avg_pool, avg_pool_backward, max_pool, max_pool_backward
 from .template import template_response
-
-# numba.cuda has no FFT: method='fft' runs the direct kernel (same result).
-correlate_fft = correlate_valid
 
 __all__ = [
     "avg_pool",
