@@ -6,8 +6,9 @@ Examples
 ``fastcorr bench --quick --out bench-results`` times a few cases of every
 standard workload (docs/benchmarks.md) in under a minute on two cores and
 writes ``results.json``, ``report.md`` and PNG plots to ``bench-results/``;
-``fastcorr bench --compare old/results.json new/results.json`` compares two
-runs.
+``fastcorr bench --gpu --out gpu-results`` times the GPU workloads G1-G3
+(where there is a GPU); ``fastcorr bench --compare old/results.json
+new/results.json`` compares two runs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from .bench import environment, implementations, plots, report, runner, workloads
+from .bench import environment, gpu, implementations, plots, report, runner, workloads
 
 
 def _info_lines(facts: dict) -> list[str]:
@@ -109,6 +110,23 @@ def _peaks(ops, profile: str) -> dict | None:
     return environment.measure_peaks()
 
 
+def _gpu_peaks(profile: str) -> dict:
+    if profile == "smoke":
+        return gpu.measure_peaks(copy_bytes=2**20, transfer_bytes=2**20, repeat=2)
+    return gpu.measure_peaks()
+
+
+def _selected_ops(args) -> tuple[list[str], list[str]]:
+    """``(CPU ops, GPU ops)`` of ``--ops`` and ``--gpu`` (default: the CPU workloads)."""
+    choices = workloads.OPS + workloads.GPU_OPS
+    ops = _list_option(args.ops, choices, "--ops") if args.ops else []
+    if args.gpu:
+        ops += [op for op in workloads.GPU_OPS if op not in ops]
+    ops = ops or list(workloads.OPS)
+    return ([op for op in ops if op not in workloads.GPU_OPS],
+            [op for op in ops if op in workloads.GPU_OPS])
+
+
 def _write_outputs(out_dir, results, collected, settings, command) -> None:
     written = report.write(out_dir, results, collected, settings, command)
     if plots.available():
@@ -134,30 +152,40 @@ def bench(args) -> int:
     """``fastcorr bench``: time the standard workloads, print the tables, write the report."""
     if args.compare:
         return compare(args)
-    ops = _list_option(args.ops, workloads.OPS, "--ops")
+    ops, gpu_ops = _selected_ops(args)
     backends = _list_option(args.backends, implementations.FASTCORR_KEYS
                             + implementations.OPTIONAL_KEYS, "--backends")
-    peers = [] if args.peers == "none" else _list_option(args.peers, implementations.peer_keys(),
-                                                         "--peers")
+    peer_choices = list(dict.fromkeys(implementations.peer_keys() + gpu.peer_keys()))
+    peers = (None if args.peers is None else [] if args.peers == "none"
+             else _list_option(args.peers, peer_choices, "--peers"))
     dtypes = _list_option(args.dtype, workloads.DTYPES, "--dtype") if args.dtype else None
     profile = _profile(args)
+    no_gpu = gpu.unavailable_reason() if gpu_ops else None
+    for op in gpu_ops if no_gpu else ():
+        print(f"{op}: skipped: {no_gpu}", flush=True)
+    gpu_ops = [] if no_gpu else gpu_ops
     cases = [case for op in ops for case in workloads.select(op, profile, dtypes)]
+    gpu_cases = [case for op in gpu_ops for case in workloads.select(op, profile, dtypes)]
     settings = _settings(args, profile)
     threads = args.threads or environment.usable_cpus()
     command = shlex.join(["fastcorr", *args.argv])
 
     start = time.perf_counter()
     with environment.thread_settings(threads):
-        print(f"fastcorr bench: {len(cases)} cases, {threads} threads, profile {profile}",
-              file=sys.stderr)
+        print(f"fastcorr bench: {len(cases) + len(gpu_cases)} cases, {threads} threads, profile "
+              f"{profile}", file=sys.stderr)
         collected = environment.collect()
         if (collected["load_average"] or 0) > 0.5:
             print(f"fastcorr bench: warning: load average {collected['load_average']:.2f} before "
                   f"the run: other processes compete for the cores, timings will be noisy",
                   file=sys.stderr)
         collected["peaks"] = _peaks(ops, profile)
+        if gpu_cases:
+            collected["gpu"].update(gpu.describe())
+            collected["peaks"] = {**(collected["peaks"] or {}), **_gpu_peaks(profile)}
         results = runner.run(cases, lambda op: implementations.for_op(op, backends, peers),
-                             settings, threads=threads)
+                             settings, threads=threads) if cases else []
+        results += gpu.run(gpu_cases, settings, peers, cpu=not args.no_cpu)
     print(report.text_report(results, collected["peaks"]))
     if args.out:
         _write_outputs(args.out, results, collected, settings, command)
@@ -180,25 +208,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time the standard workloads C1-C8 (docs/benchmarks.md) on fastcorr's "
                     "backends and the installed peers, check BENCH.md's targets, print the "
                     "tables and, with --out, write results.json, report.md and PNG plots. "
-                    "Default: every workload, C1 in mode 'same' only (about 3 minutes on 2 "
-                    "cores).")
+                    "Default: every CPU workload, C1 in mode 'same' only (about 3 minutes on 2 "
+                    "cores). On a GPU, --gpu times the GPU workloads G1-G3 instead: on the "
+                    "device and with host transfers, against torch and CuPy.")
     selection = bench_parser.add_mutually_exclusive_group()
     selection.add_argument("--quick", action="store_true",
                            help="a few cases of every workload but C8, 3 repeats: under a "
                                 "minute on 2 cores")
     selection.add_argument("--full", action="store_true",
                            help="every case at BENCH.md's sizes, every C1 mode and dtype")
-    bench_parser.add_argument("--ops", default=",".join(workloads.OPS),
-                              help="workloads, comma-separated (default: %(default)s)")
+    bench_parser.add_argument("--ops", help="workloads, comma-separated: c1-c8, and g1-g3 on a "
+                              f"GPU (default: {','.join(workloads.OPS)})")
+    bench_parser.add_argument("--gpu", action="store_true",
+                              help="the GPU workloads G1-G3 (as --ops g1,g2,g3; added to --ops "
+                                   "where both are given); without CUDA each says why it was "
+                                   "skipped")
+    bench_parser.add_argument("--no-cpu", action="store_true",
+                              help="GPU workloads: do not time fastcorr 'auto' on the CPU per "
+                                   "case (no CUDA-vs-CPU speed-up)")
     bench_parser.add_argument("--backends", default=",".join(implementations.FASTCORR_KEYS),
-                              help="fastcorr backends, comma-separated (default: %(default)s; "
-                                   "also cuda; naive is timed on a smaller case and "
-                                   "extrapolated)")
-    bench_parser.add_argument("--peers", default=",".join(implementations.peer_keys()),
-                              help="peers, comma-separated, or 'none' (default: %(default)s; "
-                                   "those not installed are listed as unavailable)")
-    bench_parser.add_argument("--dtype", help="float32 and/or float64: every C1 and C2 shape "
-                              "of the selection in these dtypes (default: the standard mix)")
+                              help="fastcorr backends of the CPU workloads, comma-separated "
+                                   "(default: %(default)s; also cuda; naive is timed on a "
+                                   "smaller case and extrapolated)")
+    peer_choices = dict.fromkeys(implementations.peer_keys() + gpu.peer_keys())
+    bench_parser.add_argument("--peers",
+                              help="peers, comma-separated, or 'none' (default: all: "
+                                   f"{','.join(peer_choices)}; those not installed, or without "
+                                   "a GPU, are listed as unavailable)")
+    bench_parser.add_argument("--dtype", help="float32 and/or float64: every C1 and C2 (G1 and "
+                              "G2) shape of the selection in these dtypes (default: the "
+                              "standard mix)")
     bench_parser.add_argument("--threads", type=_positive_int, help="threads for every library "
                               "(default: all usable cores)")
     bench_parser.add_argument("--repeat", type=_positive_int,

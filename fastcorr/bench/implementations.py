@@ -174,9 +174,11 @@ _PEERS = {
                           requires=_TORCH, compiles=True),),
 }
 
-# What each workload's speed-ups are quoted against (docs/benchmarks.md).
+# What each workload's speed-ups are quoted against (docs/benchmarks.md); on the GPU also
+# the CPU: fastcorr's 'auto' on the host arrays (fastcorr/bench/gpu.py).
 BASELINES = {"c1": ("correlate2d", "torch"), "c2": ("torch",), "c3": ("sliding-window", "torch"),
-             "c4": ("torch",), "c5": ("torch",), "c6": ("torch",)}
+             "c4": ("torch",), "c5": ("torch",), "c6": ("torch",),
+             "g1": ("cupy", "torch", "auto"), "g2": ("torch", "auto"), "g3": ("torch", "auto")}
 
 
 def backend_keys(op: str) -> tuple[str, ...]:

@@ -178,7 +178,7 @@ def bind_torch_pool(case, x):
 
 # C5 ---------------------------------------------------------------------------------------
 
-def _torch_norm(case, x, weight, bias):
+def torch_norm(case, x, weight, bias):
     """torch's forward call of the case's normalisation on tensors."""
     functional = _torch().nn.functional
     if case.kind == "batch":
@@ -198,11 +198,11 @@ def bind_torch_norm(case, *inputs):
 
         def forward():
             with torch.no_grad():
-                return _torch_norm(case, *tensors)
+                return torch_norm(case, *tensors)
         return forward
     grad, *leaves = (torch.from_numpy(array) for array in inputs)
     leaves = [leaf.requires_grad_() for leaf in leaves]
-    out = _torch_norm(case, *leaves)
+    out = torch_norm(case, *leaves)
     return lambda: torch.autograd.grad(out, leaves, grad, retain_graph=True)
 
 

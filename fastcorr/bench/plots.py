@@ -1,11 +1,12 @@
 """PNG figures of a run, written next to ``report.md`` (matplotlib, imported only here).
 
-* ``speedup.png``: per workload C1-C6, each implementation's geometric-mean
-  speed-up over the workload's baseline (log scale);
+* ``speedup.png``: per workload C1-C6 (and G1-G3: times on the device),
+  each implementation's geometric-mean speed-up over the workload's
+  baseline (log scale);
 * ``c1_gflops.png``: C1's GFLOP/s against the kernel size, one line per
   implementation, one panel per mode and dtype;
 * ``cpu_vs_cuda.png``: only when the run has CUDA results: time per case on
-  the CPU ('auto') and on CUDA.
+  the CPU ('auto') and on CUDA (G1-G3: on the device).
 
 Examples
 --------
@@ -22,7 +23,8 @@ from .implementations import BASELINES
 from .ratios import geomean, speedups
 
 _BASELINE_NAMES = {"correlate2d": "scipy.signal.correlate2d", "torch": "torch",
-                   "sliding-window": "NumPy sliding_window_view copy"}
+                   "sliding-window": "NumPy sliding_window_view copy",
+                   "cupy": "cupyx.scipy.signal.correlate2d", "auto": "fastcorr auto (CPU)"}
 _DPI = 110
 
 

@@ -3,7 +3,9 @@
 Speed-ups are ``baseline time / implementation time`` within one case
 (:mod:`~fastcorr.bench.ratios`), against the baselines of docs/benchmarks.md:
 ``scipy.signal.correlate2d`` and torch for C1, NumPy's sliding-window copy
-and torch for C3, torch for the others.  C7 and C8 have tables of their own.
+and torch for C3, torch for the others.  C7 and C8 have tables of their own;
+the GPU workloads G1-G3 have two times and two speed-ups per implementation,
+on the device and with host transfers, and the CPU's 'auto' as a baseline.
 
 Examples
 --------
@@ -21,14 +23,24 @@ from . import targets
 from .environment import describe_pool
 from .implementations import BASELINES
 from .process import MIB
-from .ratios import geomean, speedups
+from .ratios import geomean, gpu_speedups, gpu_times, speedups
+from .workloads import GPU_OPS
 
 TITLES = {"c1": "C1: correlate2d, one channel", "c2": "C2: conv2d, NCHW",
           "c3": "C3: unfold (im2col)", "c4": "C4: pooling", "c5": "C5: normalisation",
           "c6": "C6: conv2d_backward", "c7": "C7: first-call latency (fresh processes)",
-          "c8": "C8: peak memory (fresh processes)"}
+          "c8": "C8: peak memory (fresh processes)",
+          "g1": "G1: correlate2d on the GPU (C1 at 4096 x 4096)",
+          "g2": "G2: conv2d on the GPU (C2 layers)",
+          "g3": "G3: pooling and normalisation on the GPU (C4, C5 at 4x the batch)"}
 _BASELINE_HEADERS = {"correlate2d": "vs correlate2d", "torch": "vs torch",
-                     "sliding-window": "vs sliding_window"}
+                     "sliding-window": "vs sliding_window", "cupy": "vs cupy",
+                     "auto": "vs CPU auto"}
+_GPU_NOTE = ("On the device: device arrays in, device arrays out (inputs copied once, "
+             "beforehand). With transfers: host arrays in, host arrays out (fastcorr: "
+             "backend='cuda' on NumPy arrays; peers: copy in, compute, copy out). Speed-ups: "
+             "on the device / with transfers; the CPU's 'auto' (on its host arrays, and its "
+             "rate) has one time for both.")
 
 
 def format_seconds(seconds: float | None, estimated: bool = False) -> str:
@@ -56,6 +68,8 @@ def rows(results, op: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows of one workload's table."""
     if op not in BASELINES:
         return _process_rows(results, op)
+    if op in GPU_OPS:
+        return _gpu_rows(results, op)
     baselines = BASELINES[op]
     header = ["case", "implementation", "median", _rate_unit(results, op)]
     header += [_BASELINE_HEADERS[b] for b in baselines] + ["note"]
@@ -70,6 +84,50 @@ def rows(results, op: str) -> tuple[list[str], list[list[str]]]:
                      format_seconds(result.seconds, result.estimated), rate]
                     + [f"{ratio[b]:.3g}x" if b in ratio else "-" for b in baselines]
                     + [_note(result)])
+    return header, body
+
+
+def _pair(values) -> str:
+    """``'1.2x / 0.5x'``: a speed-up on the device and with transfers."""
+    return " / ".join(f"{value:.3g}x" if value else "-" for value in values)
+
+
+def _gpu_rows(results, op: str) -> tuple[list[str], list[list[str]]]:
+    """G1-G3: both times and both speed-ups of every implementation."""
+    baselines = BASELINES[op]
+    header = ["case", "implementation", "on device", "with transfers",
+              _rate_unit(results, op)] + [_BASELINE_HEADERS[b] for b in baselines] + ["note"]
+    ratios = gpu_speedups(results)
+    body = []
+    for result in results:
+        if result.op != op:
+            continue
+        ratio = ratios.get((result.case_id, result.key), {})
+        rate = f"{result.rate:.3g}" if result.rate else "-"
+        body.append([result.case_label, result.implementation,
+                     *map(format_seconds, gpu_times(result)), rate]
+                    + [_pair(ratio[b]) if b in ratio else "-" for b in baselines]
+                    + [_note(result)])
+    return header, body
+
+
+def _gpu_summary(results, op: str) -> tuple[list[str], list[list[str]]]:
+    """Per implementation: geometric mean and minimum of both speed-ups over the cases."""
+    baselines = BASELINES[op]
+    header = ["implementation"] + [f"{_BASELINE_HEADERS[b]} {stat}" for b in baselines
+                                   for stat in ("geomean", "min")] + ["cases"]
+    ratios = gpu_speedups(results)
+    body = []
+    for name, key in dict.fromkeys((r.implementation, r.key) for r in results if r.op == op):
+        per_case = [ratios.get((r.case_id, key), {}) for r in results
+                    if r.op == op and r.key == key]
+        cells = []
+        for baseline in baselines:
+            pairs = [ratio[baseline] for ratio in per_case if baseline in ratio]
+            ways = [[pair[way] for pair in pairs if pair[way]] for way in (0, 1)]
+            cells += [_pair([geomean(values) if values else None for values in ways]),
+                      _pair([min(values) if values else None for values in ways])]
+        body.append([name] + cells + [str(sum(1 for ratio in per_case if ratio))])
     return header, body
 
 
@@ -98,6 +156,8 @@ def _process_rows(results, op: str) -> tuple[list[str], list[list[str]]]:
 
 def summary(results, op: str) -> tuple[list[str], list[list[str]]]:
     """Per implementation: geometric mean and minimum speed-up over the cases both ran."""
+    if op in GPU_OPS:
+        return _gpu_summary(results, op)
     baselines = BASELINES[op]
     header = ["implementation"] + [f"{_BASELINE_HEADERS[b]} {stat}" for b in baselines
                                    for stat in ("geomean", "min")] + ["cases"]
@@ -118,7 +178,8 @@ def summary(results, op: str) -> tuple[list[str], list[list[str]]]:
 def target_rows(checked: list[dict], op: str) -> tuple[list[str], list[list[str]]]:
     """BENCH.md's targets of ``op`` with the figure and the verdict."""
     verdicts = {True: "met", False: "NOT MET", None: "-"}
-    return (["target (BENCH.md)", "figure (fastcorr auto)", "verdict"],
+    ours = "fastcorr cuda" if op in GPU_OPS else "fastcorr auto"
+    return (["target (BENCH.md)", f"figure ({ours})", "verdict"],
             [[c["target"], c["figure"], verdicts[c["met"]]] for c in checked if c["op"] == op])
 
 
@@ -143,6 +204,8 @@ def _sections(results, checked, table, heading):
     parts = []
     for op in dict.fromkeys(r.op for r in results):
         parts += [heading(TITLES[op]), table(*rows(results, op)), ""]
+        if op in GPU_OPS:
+            parts += [_GPU_NOTE, ""]
         if op in BASELINES:
             parts += ["Speed-ups (geometric mean and minimum over the cases):", "",
                       table(*summary(results, op)), ""]
@@ -167,10 +230,18 @@ def _environment_lines(environment: dict, settings) -> list[str]:
     if isinstance(pools, list):
         pools = "; ".join(f"{describe_pool(pool)} ({pool['prefix']})" for pool in pools)
     gpu = environment["gpu"]
-    peaks = environment.get("peaks")
-    measured = (f"copy {peaks['copy_GBps']:.1f} GB/s (read + write), sgemm "
-                f"{peaks['sgemm_GFLOPs']:.0f} GFLOP/s (n = {peaks['sgemm_size']})"
-                if peaks else "not measured")
+    peaks = environment.get("peaks") or {}
+    measured = []
+    if "copy_GBps" in peaks:
+        measured.append(f"copy {peaks['copy_GBps']:.1f} GB/s (read + write), sgemm "
+                        f"{peaks['sgemm_GFLOPs']:.0f} GFLOP/s (n = {peaks['sgemm_size']})")
+    if "device_copy_GBps" in peaks:
+        measured.append(f"device copy {peaks['device_copy_GBps']:.1f} GB/s (read + write, "
+                        f"{peaks['device_copy_bytes'] / MIB:.0f} MiB), host to device "
+                        f"{peaks['host_to_device_GBps']:.1f} GB/s, device to host "
+                        f"{peaks['device_to_host_GBps']:.1f} GB/s (pageable, "
+                        f"{peaks['transfer_bytes'] / MIB:.0f} MiB; {peaks['device_timer']})")
+    measured = "; ".join(measured) or "not measured"
     return [
         f"- date: {environment['date']}",
         f"- machine: {environment['cpu']}, {environment['usable_cpus']} usable CPUs, "
@@ -178,6 +249,7 @@ def _environment_lines(environment: dict, settings) -> list[str]:
         f"- measured: {measured}",
         f"- GPU: {', '.join(gpu['devices']) if gpu['devices'] else 'none'}; driver "
         f"{gpu['driver_version']}",
+        *_gpu_lines(gpu),
         f"- versions: {versions}",
         f"- threads: {threads}; numba threading layer {layer['used']} "
         f"(configured {layer['configured']})",
@@ -187,6 +259,23 @@ def _environment_lines(environment: dict, settings) -> list[str]:
         f"at most {settings.budget_s} s of samples for slow implementations, "
         f"{settings.settle_s} s pause after BLAS users; inputs random normal, seed {settings.seed}",
     ]
+
+
+def _gpu_lines(gpu: dict) -> list[str]:
+    """What a GPU run adds (:func:`fastcorr.bench.gpu.describe`): software, settings."""
+    if "numba_cuda" not in gpu:
+        return []
+    smi, settings = gpu["nvidia_smi"], gpu["torch_settings"]
+    smi = ", ".join(f"{key} {value}" for key, value in smi.items()) if smi else "not found"
+    if isinstance(settings, dict):
+        settings = ", ".join(f"{key} = {value}" for key, value in settings.items())
+    torch = (f"torch {gpu['torch']} (CUDA {gpu['torch_cuda']}, cuDNN {gpu['cudnn']})"
+             if gpu["torch_cuda"] else f"torch {gpu['torch'] or 'not installed'} (no CUDA)")
+    cupy = (f"CuPy {gpu['cupy']} (CUDA runtime {gpu['cupy_cuda_runtime']})" if gpu["cupy"]
+            else "CuPy not installed")
+    return [f"- GPU software: {gpu['numba_cuda']}; {torch}; {cupy}",
+            f"- nvidia-smi: {smi}",
+            f"- torch on the GPU: {settings}"]
 
 
 def markdown_report(results, environment: dict, settings, command: str) -> str:
@@ -202,12 +291,16 @@ def markdown_report(results, environment: dict, settings, command: str) -> str:
 
 def results_json(results, environment: dict, settings, command: str) -> dict:
     """``results.json``: every figure, with the environment and settings it was taken in."""
-    ratios = speedups(results)
+    ratios, gpu_ratios = speedups(results), gpu_speedups(results)
     records = []
     for result in results:
         record = dataclasses.asdict(result)
         record["rate"] = result.rate
         record["speedup"] = ratios.get((result.case_id, result.key), {})
+        if result.op in GPU_OPS:
+            record["speedup_with_transfers"] = {
+                baseline: pair[1] for baseline, pair in
+                gpu_ratios.get((result.case_id, result.key), {}).items()}
         records.append(record)
     return {"command": command, "settings": dataclasses.asdict(settings),
             "environment": environment, "results": records,

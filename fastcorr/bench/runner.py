@@ -232,15 +232,19 @@ def _rounds(entries: list[_Entry], settings: Settings) -> None:
             time.sleep(settings.settle_s)
 
 
-def run_case(case, implementations: list[Implementation], settings: Settings) -> list[Result]:
+def run_case(case, implementations: list[Implementation], settings: Settings,
+             inputs=None) -> list[Result]:
     """Check, then time, every implementation on one case.
+
+    ``inputs(case)`` gives ``(inputs, reference)`` of a case (default: made
+    with ``settings.seed``; the GPU runner passes those it made already).
 
     Returns
     -------
     list of Result
         One per implementation, in the given order.
     """
-    inputs = _Inputs(settings.seed)
+    inputs = inputs or _Inputs(settings.seed)
     results, entries = [], []
     for impl in implementations:
         result = Result.for_case(case, impl.name, impl.key, impl.family)

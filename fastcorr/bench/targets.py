@@ -1,10 +1,12 @@
-"""BENCH.md's CPU targets, checked against one run's results.
+"""BENCH.md's CPU and GPU targets, checked against one run's results.
 
-Targets are for fastcorr's default, ``backend='auto'`` (the numba backend on
-CPU; ``fastcorr[numba]`` stands in where 'auto' did not run).  Each check
-gives the target's text, the figure it was judged on (the worst case, or
-the geometric mean) and whether it is met: None where the run lacks what it
-needs (the peer or the case was not run, or the yardstick not measured).
+CPU targets are for fastcorr's default, ``backend='auto'`` (the numba backend
+on CPU; ``fastcorr[numba]`` stands in where 'auto' did not run); GPU targets
+(G1-G3) for ``fastcorr[cuda]`` on device arrays, and G4 for how every GPU
+figure was taken.  Each check gives the target's text, the figure it was
+judged on (the worst case, or the geometric mean) and whether it is met:
+None where the run lacks what it needs (the peer or the case was not run, or
+the yardstick not measured).
 
 Examples
 --------
@@ -17,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .gpu import EVENTS
 from .process import MIB
-from .ratios import geomean, times_by_case
+from .ratios import CPU_KEY, geomean, times_by_case
 
 _OURS = ("auto", "numba")
+_CUDA = ("cuda",)
 # The timed peers of a workload, for "the fastest peer of the case".
 _FAMILY_PEER = "peer"
 
@@ -33,9 +37,9 @@ class Target:
     check: Callable
 
 
-def _ours(results, op) -> list:
-    """Results of 'auto' (else 'numba') for ``op`` that have a time."""
-    for key in _OURS:
+def _ours(results, op, keys=_OURS) -> list:
+    """Results of the first of ``keys`` ('auto', else 'numba') for ``op`` that has times."""
+    for key in keys:
         mine = [r for r in results if r.op == op and r.key == key and r.seconds]
         if mine:
             return mine
@@ -55,13 +59,13 @@ def _judge(values: list[tuple[float, str]], threshold: float, unit: str = "x",
     return figure, (value <= threshold) if at_most else (value >= threshold)
 
 
-def _vs(baseline: str | None, threshold: float, select=None, use_geomean=False):
-    """Check: auto's speed-up over ``baseline`` (None: the fastest peer of each case)."""
+def _vs(baseline: str | None, threshold: float, select=None, use_geomean=False, ours=_OURS):
+    """Check: auto's (or ``ours``') speed-up over ``baseline`` (None: the fastest peer)."""
     def check(results, op, peaks):
         times = times_by_case(results)
         peers = {(r.case_id, r.key) for r in results if r.family == _FAMILY_PEER}
         values = []
-        for result in _ours(results, op):
+        for result in _ours(results, op, ours):
             if select and not select(result):
                 continue
             case_times = times[result.case_id]
@@ -83,6 +87,34 @@ def _share(yardstick: str, threshold: float, select=None):
                   if r.rate and (select is None or select(r))]
         return _judge([(100 * v, label) for v, label in values], 100 * threshold, "%")
     return check
+
+
+def _device_bandwidth(threshold: float, select=None):
+    """Check: fastcorr[cuda]'s bytes moved at the least per second, as a share of the
+    measured device copy bandwidth."""
+    def check(results, op, peaks):
+        if not peaks or not peaks.get("device_copy_GBps"):
+            return "not measured", None
+        values = [(100 * r.measures["bytes"] / r.seconds / 1e9 / peaks["device_copy_GBps"],
+                   r.case_label) for r in _ours(results, op, _CUDA)
+                  if "bytes" in r.measures and (select is None or select(r))]
+        return _judge(values, 100 * threshold, "%")
+    return check
+
+
+def _g4(results, op, peaks):
+    """Every GPU figure has both times (on device, with transfers), taken by CUDA events."""
+    timed = [r for r in results if r.op == op and r.seconds and r.key != CPU_KEY]
+    if not timed:
+        return "not measured", None
+    both = [r for r in timed if r.measures.get("with_transfers_s")]
+    timers = sorted({r.measures.get("timer", "unknown") for r in timed})
+    figure = f"{len(both)} of {len(timed)} with both times; timer: {', '.join(timers)}"
+    return figure, len(both) == len(timed) and timers == [EVENTS]
+
+
+def _kernel_3(result) -> bool:
+    return result.case_id.split("-")[2] == "k3"
 
 
 def _c7(what: str, limit_s: float):
@@ -132,6 +164,22 @@ TARGETS = {
            Target("first call <= 0.5 s with a warm cache", _c7("conv2d", 0.5))),
     "c8": (Target("peak extra memory <= 64 MiB + output size in every case", _c8),),
 }
+_G4 = Target("G4: every figure on the device and with transfers, CUDA events after warm-up",
+             _g4)
+TARGETS.update({
+    "g1": (Target(">= 1.0x cupyx.scipy.signal.correlate2d in every case (on the device)",
+                  _vs("cupy", 1.0, ours=_CUDA)),
+           Target(">= 50% of measured device copy bandwidth for k = 3 (image, kernel, output "
+                  "bytes)", _device_bandwidth(0.5, _kernel_3)),
+           _G4),
+    "g2": (Target(">= 0.5x torch/cuDNN (TF32 off, deterministic) in every layer (on the device)",
+                  _vs("torch", 0.5, ours=_CUDA)),
+           _G4),
+    "g3": (Target(">= 70% of measured device copy bandwidth in every case",
+                  _device_bandwidth(0.7)),
+           Target(">= 1.0x torch in every case (on the device)", _vs("torch", 1.0, ours=_CUDA)),
+           _G4),
+})
 
 
 def evaluate(results, peaks: dict | None) -> list[dict]:
@@ -141,7 +189,8 @@ def evaluate(results, peaks: dict | None) -> list[dict]:
     ----------
     results : list of Result
     peaks : dict or None
-        :func:`~fastcorr.bench.environment.measure_peaks`'s figures.
+        :func:`~fastcorr.bench.environment.measure_peaks`'s figures, and
+        :func:`~fastcorr.bench.gpu.measure_peaks`'s for the GPU workloads.
     """
     checked = []
     for op in dict.fromkeys(r.op for r in results):

@@ -1,5 +1,7 @@
-"""The standard CPU workloads C1-C8 as data, and the selections ``fastcorr bench`` runs.
+"""The standard workloads as data, and the selections ``fastcorr bench`` runs.
 
+CPU workloads C1-C8, and the GPU workloads G1-G3 (:class:`GpuCase`: a C1, C2,
+C4 or C5 case at BENCH.md's GPU sizes, timed by :mod:`~fastcorr.bench.gpu`).
 docs/benchmarks.md describes them. A workload case knows its shapes, its
 ``work`` (flops for the convolutions, ``2 * outputs * (C / groups) * kh *
 kw``; bytes that must move at the least for im2col, pooling and
@@ -35,6 +37,8 @@ C1_KERNEL_SIZES = (3, 7, 15, 31)
 C1_MODES = ("full", "valid", "same")
 DTYPES = ("float32", "float64")
 OPS = ("c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8")
+# On a GPU only; never part of the default selection.
+GPU_OPS = ("g1", "g2", "g3")
 # Measured in fresh processes, not timed side by side with peers.
 PROCESS_OPS = ("c7", "c8")
 PROFILE_NAMES = ("smoke", "quick", "default", "full")
@@ -410,6 +414,62 @@ class MemoryCase:
         return f"{function} {self.workload.label}"
 
 
+@dataclass(frozen=True)
+class GpuCase:
+    """G1-G3: a C1, C2, C4 or C5 case at BENCH.md's GPU size, timed on the GPU.
+
+    ``workload`` is the CPU case (its label, work, rate unit, dtype and
+    inputs are the GPU case's); :mod:`~fastcorr.bench.gpu` times it.
+    ``min_bytes`` is what must move at the least, each input read once and
+    the output written once: the work of pooling and normalisation, and the
+    figure BENCH.md's bandwidth target for G1 at k = 3 is judged on.
+    """
+
+    op: str
+    workload: Correlate2dCase | Conv2dLayer | PoolCase | NormCase
+
+    @property
+    def case_id(self) -> str:
+        """``'g1-4096-k3-same-float32'``: the workload's id under the GPU op."""
+        return f"{self.op}-{self.workload.case_id.partition('-')[2]}"
+
+    @property
+    def label(self) -> str:
+        return self.workload.label
+
+    @property
+    def work(self) -> int:
+        return self.workload.work
+
+    @property
+    def rate_unit(self) -> str:
+        return self.workload.rate_unit
+
+    @property
+    def dtype(self) -> str:
+        return self.workload.dtype
+
+    @property
+    def min_bytes(self) -> int:
+        workload = self.workload
+        if workload.rate_unit == BYTES:
+            return workload.work
+        if isinstance(workload, Correlate2dCase):
+            shapes = [(workload.image_size,) * 2, (workload.kernel_size,) * 2,
+                      workload.output_shape]
+        else:
+            weight = (workload.out_channels, workload.in_channels) + (workload.kernel_size,) * 2
+            shapes = [workload.input_shape, weight, workload.output_shape]
+        return sum(int(np.prod(shape)) for shape in shapes) * _itemsize(self.dtype)
+
+    def make_inputs(self, seed: int = SEED) -> tuple[np.ndarray, ...]:
+        """The workload's inputs (host arrays)."""
+        return self.workload.make_inputs(seed)
+
+    def retyped(self, dtype: str) -> GpuCase:
+        return dataclasses.replace(self, workload=dataclasses.replace(self.workload, dtype=dtype))
+
+
 C2_LAYERS = (
     Conv2dLayer("L1", 8, 64, 56, 56, 64, 3, padding=1),
     Conv2dLayer("L2", 8, 128, 28, 28, 128, 3, padding=1),
@@ -465,6 +525,26 @@ def _c8(image_size=4096, layer=C2_LAYERS[3]):
     return [MemoryCase(Correlate2dCase(image_size, 31, "same")), MemoryCase(layer)]
 
 
+# BENCH.md's GPU sizes: G1 is C1 at 4096 x 4096, G3 is C4 and C5 at 4x the elements (batch).
+G1_IMAGE_SIZE = 4096
+G3_BATCH_SCALE = 4
+
+
+def _gpu(op, cases):
+    return [GpuCase(op, case) for case in cases]
+
+
+def _g3_shape(shape):
+    return (G3_BATCH_SCALE * shape[0], *shape[1:])
+
+
+_G3_C5_SHAPES = {_g3_shape(shape): groups for shape, groups in C5_SHAPES.items()}
+_DEFAULT_G = {
+    "g1": _gpu("g1", _c1(["same"], C1_KERNEL_SIZES, "float32", G1_IMAGE_SIZE)
+               + _c1(["same"], (3,), "float64", G1_IMAGE_SIZE)),
+    "g2": _gpu("g2", _c2()),
+    "g3": _gpu("g3", _c4(_g3_shape(C4_SHAPE)) + _c5(_G3_C5_SHAPES)),
+}
 _QUICK_C1 = _c1(["same"], (3, 31), "float32") + _c1(["same"], (3,), "float64")
 # Not float64 at k = 31: torch takes 10 s a call there.
 _DEFAULT_C1 = _c1(["same"], C1_KERNEL_SIZES, "float32") + _c1(["same"], (3,), "float64")
@@ -485,21 +565,32 @@ PROFILES = {
         "c7": _c7(Conv2dLayer("L1", 1, 2, 8, 8, 2, 3, padding=1)),
         "c8": _c8(image_size=64, layer=Conv2dLayer("L4", 1, 3, 32, 32, 4, 7, stride=2,
                                                    padding=3)),
+        # Few and tiny: numba's CUDA simulator runs every GPU thread as a Python thread.
+        "g1": _gpu("g1", _c1(["same"], (3,), "float32", image_size=8)),
+        "g2": _gpu("g2", [Conv2dLayer("L1", 1, 2, 4, 4, 2, 3, padding=1)]),
+        "g3": _gpu("g3", [PoolCase("max", (1, 2, 4, 4), 2, 2),
+                          NormCase("group", "backward", (2, 4, 3, 3), 2)]),
     },
     # --quick (under a minute on 2 cores): a few cases of every CPU workload.
     "quick": {"c1": _QUICK_C1, "c2": _c2(["L1", "L4", "L7"]), "c3": _c3(["L1"]),
               "c4": _c4(names=("max k3 s2 p1", "global avg")),
               "c5": _c5(_SMALL_C5, ("batch", "group")), "c6": _c6(["L7"]),
               "c7": [LatencyCase("import"), LatencyCase("conv2d", "warm", C2_LAYERS[0])],
-              "c8": []},
+              "c8": [],
+              "g1": _gpu("g1", _c1(["same"], (3, 31), "float32", G1_IMAGE_SIZE)),
+              "g2": _gpu("g2", _c2(["L1", "L4", "L7"])),
+              "g3": _gpu("g3", _c4(_g3_shape(C4_SHAPE), ("max k3 s2 p1", "global avg"))
+                         + _c5({_g3_shape(shape): 4 for shape in _SMALL_C5}, ("batch", "group")))},
     # The default (about 3 minutes): every workload at BENCH.md's sizes, C1 in mode 'same'
     # only (float32, and float64 at k = 3).
     "default": {"c1": _DEFAULT_C1, "c2": _c2(), "c3": _c3(), "c4": _c4(), "c5": _c5(),
-                "c6": _c6(), "c7": _c7(), "c8": _c8()},
+                "c6": _c6(), "c7": _c7(), "c8": _c8(), **_DEFAULT_G},
     # --full and bench/: everything, every C1 mode and dtype (4 kernels x 3 modes x 2 dtypes).
     "full": {"c1": [case for dtype in DTYPES for case in _c1(C1_MODES, C1_KERNEL_SIZES, dtype)],
              "c2": _c2(), "c3": _c3(), "c4": _c4(), "c5": _c5(), "c6": _c6(), "c7": _c7(),
-             "c8": _c8()},
+             "c8": _c8(), **_DEFAULT_G,
+             "g1": _gpu("g1", [case for dtype in DTYPES
+                               for case in _c1(C1_MODES, C1_KERNEL_SIZES, dtype, G1_IMAGE_SIZE)])},
 }
 
 
@@ -508,25 +599,29 @@ def select(op: str, profile: str, dtypes=None) -> list:
 
     Parameters
     ----------
-    op : {'c1', ..., 'c8'}
+    op : {'c1', ..., 'c8', 'g1', 'g2', 'g3'}
     profile : {'smoke', 'quick', 'default', 'full'}
     dtypes : sequence of str, optional
-        For C1 and C2: instead of the profile's mix of dtypes, every shape of
-        the profile in each of these dtypes.  The other workloads are float32
-        only (BENCH.md) and ignore it.
+        For C1, C2, G1 and G2: instead of the profile's mix of dtypes, every
+        shape of the profile in each of these dtypes.  The other workloads
+        are float32 only (BENCH.md) and ignore it.
 
     Returns
     -------
     list
-        Cases: ``Correlate2dCase``, ``Conv2dLayer``, ``UnfoldCase``, ...
+        Cases: ``Correlate2dCase``, ``Conv2dLayer``, ``UnfoldCase``, ...,
+        ``GpuCase``.
 
     Examples
     --------
     >>> [case.label for case in select("c4", "quick")]
     ['max k3 s2 p1 32x64x112x112 float32', 'global avg 32x64x112x112 float32']
+    >>> [case.case_id for case in select("g1", "quick")]
+    ['g1-4096-k3-same-float32', 'g1-4096-k31-same-float32']
     """
     cases = PROFILES[profile][op]
-    if dtypes is None or op not in ("c1", "c2"):
+    if dtypes is None or op not in ("c1", "c2", "g1", "g2"):
         return list(cases)
-    retyped = [dataclasses.replace(case, dtype=dtype) for case in cases for dtype in dtypes]
+    retyped = [case.retyped(dtype) if isinstance(case, GpuCase)
+               else dataclasses.replace(case, dtype=dtype) for case in cases for dtype in dtypes]
     return list(dict.fromkeys(retyped))
