@@ -12,13 +12,13 @@ writes a new C-contiguous device array, one thread per output element
   a strided copy), reversed, or padded as ``numpy.pad`` pads ('constant'
   gives the fill value where the index leaves the array; 'edge', 'wrap',
   'reflect' and 'symmetric' fold it back in, periodically for pads longer
-  than the axis, exactly as ``numpy.pad``).  ``_gather_conjugate`` is the
-  same for complex arrays, conjugated.
+  than the axis, exactly as ``numpy.pad``).
 * ``_unpad_axis``: the adjoint of padding along one axis (the gradient of
   'reflect', 'edge' or 'wrap' padding): each element sums the padded
   elements that copy it, in the order the host code adds them (from tables
   built on the host with ``numpy.pad`` itself).
-* ``_copy_flat``, ``_divide_flat``, ``_add_channels``: element-wise.
+* ``_copy_flat``, ``_conjugate_flat``, ``_divide_flat``, ``_add_channels``:
+  element-wise.
 
 Numba's real device arrays reshape only when contiguous and cannot be
 sliced with negative steps (their data pointer would then be the lowest
@@ -101,28 +101,19 @@ def _gather(src, out, before, modes, fill):
 
 
 @cuda.jit
-def _gather_conjugate(src, out, before, modes, fill):
-    """:func:`_gather` of a complex array, conjugated (the fill is not)."""
-    position = cuda.grid(1)
-    if position >= out.size:
-        return
-    index = cuda.local.array(MAX_NDIM, int64)
-    target = cuda.local.array(MAX_NDIM, int64)
-    if _locate(position, src, out, before, modes, index, target):
-        out[target[0], target[1], target[2], target[3], target[4], target[5], target[6],
-            target[7]] = src[index[0], index[1], index[2], index[3], index[4], index[5],
-                             index[6], index[7]].conjugate()
-    else:
-        out[target[0], target[1], target[2], target[3], target[4], target[5], target[6],
-            target[7]] = fill
-
-
-@cuda.jit
 def _copy_flat(src, out):
     """One thread per element of two 1-D arrays: a cast."""
     position = cuda.grid(1)
     if position < out.size:
         out[position] = src[position]
+
+
+@cuda.jit
+def _conjugate_flat(values):
+    """One thread per element of a complex 1-D array: conjugated in place."""
+    position = cuda.grid(1)
+    if position < values.size:
+        values[position] = values[position].conjugate()
 
 
 @cuda.jit
@@ -204,15 +195,14 @@ def _lifted(array):
     return lift(array, MAX_NDIM)
 
 
-def _launch_gather(src, out, before, modes, fill, conjugate=False):
+def _launch_gather(src, out, before, modes, fill):
     """Run the gather kernel from ``src`` into ``out`` (same ndim); ``out`` returned."""
     if out.size:
         extra = MAX_NDIM - src.ndim
         before = (0,) * extra + tuple(int(b) for b in before)
         modes = (_CONSTANT,) * extra + tuple(int(m) for m in modes)
-        kernel = _gather_conjugate if conjugate else _gather
         blocks, threads = _device.grid_1d(out.size)
-        kernel[blocks, threads](_lifted(src), _lifted(out), before, modes,
+        _gather[blocks, threads](_lifted(src), _lifted(out), before, modes,
                                 out.dtype.type(fill))
     return out
 
@@ -245,9 +235,11 @@ def flip(array):
 
 def conj(array):
     """The complex conjugate of complex ``array``, as a C-contiguous copy."""
-    out = _device.empty(array.shape, array.dtype)
-    return _launch_gather(array, out, (0,) * array.ndim, (_CONSTANT,) * array.ndim, 0,
-                          conjugate=True)
+    out = copy(array)
+    if out.size:
+        blocks, threads = _device.grid_1d(out.size)
+        _conjugate_flat[blocks, threads](out.reshape(out.size))
+    return out
 
 
 def pad(array, pad_width, mode: str, fill=0):
