@@ -72,6 +72,19 @@ def _block_sums(first, second, value, other):
     return total, other_total
 
 
+@cuda.jit(device=True)
+def _slice_sum(x, q, first, second):
+    """``sum(x[:, q, :])`` in float64, for every thread of the block (a fixed-order tree)."""
+    thread = cuda.threadIdx.x
+    batch, _, length = x.shape
+    total = 0.0
+    for i in range(thread, batch * length, cuda.blockDim.x):
+        p, s = divmod(i, length)
+        total += float64(x[p, q, s])
+    total, _ = _block_sums(first, second, total, 0.0)
+    return total
+
+
 @cuda.jit
 def _moments_kernel(x, mean, m2):
     """One block per ``q``: the slice's mean, then its squared deviations from it, in float64."""
@@ -84,11 +97,7 @@ def _moments_kernel(x, mean, m2):
     count = batch * length
     if q >= slices:  # uniform over the block
         return
-    total = 0.0
-    for i in range(thread, count, threads):
-        p, s = divmod(i, length)
-        total += float64(x[p, q, s])
-    total, _ = _block_sums(first, second, total, 0.0)
+    total = _slice_sum(x, q, first, second)
     centre = total / count if count > 0 else math.nan
     squares = 0.0
     for i in range(thread, count, threads):
@@ -107,17 +116,10 @@ def _sums_kernel(x, sums):
     first = cuda.shared.array(_REDUCE_CAPACITY, float64)
     second = cuda.shared.array(_REDUCE_CAPACITY, float64)
     q = cuda.blockIdx.x
-    thread = cuda.threadIdx.x
-    threads = cuda.blockDim.x
-    batch, slices, length = x.shape
-    if q >= slices:
+    if q >= x.shape[1]:
         return
-    total = 0.0
-    for i in range(thread, batch * length, threads):
-        p, s = divmod(i, length)
-        total += float64(x[p, q, s])
-    total, _ = _block_sums(first, second, total, 0.0)
-    if thread == 0:
+    total = _slice_sum(x, q, first, second)
+    if cuda.threadIdx.x == 0:
         sums[q] = total
 
 
