@@ -111,26 +111,6 @@ def _gpu_rows(results, op: str) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def _gpu_summary(results, op: str) -> tuple[list[str], list[list[str]]]:
-    """Per implementation: geometric mean and minimum of both speed-ups over the cases."""
-    baselines = BASELINES[op]
-    header = ["implementation"] + [f"{_BASELINE_HEADERS[b]} {stat}" for b in baselines
-                                   for stat in ("geomean", "min")] + ["cases"]
-    ratios = gpu_speedups(results)
-    body = []
-    for name, key in dict.fromkeys((r.implementation, r.key) for r in results if r.op == op):
-        per_case = [ratios.get((r.case_id, key), {}) for r in results
-                    if r.op == op and r.key == key]
-        cells = []
-        for baseline in baselines:
-            pairs = [ratio[baseline] for ratio in per_case if baseline in ratio]
-            ways = [[pair[way] for pair in pairs if pair[way]] for way in (0, 1)]
-            cells += [_pair([geomean(values) if values else None for values in ways]),
-                      _pair([min(values) if values else None for values in ways])]
-        body.append([name] + cells + [str(sum(1 for ratio in per_case if ratio))])
-    return header, body
-
-
 def _process_rows(results, op: str) -> tuple[list[str], list[list[str]]]:
     """C7: seconds per sample; C8: resident memory above inputs and output."""
     if op == "c7":
@@ -155,13 +135,15 @@ def _process_rows(results, op: str) -> tuple[list[str], list[list[str]]]:
 
 
 def summary(results, op: str) -> tuple[list[str], list[list[str]]]:
-    """Per implementation: geometric mean and minimum speed-up over the cases both ran."""
-    if op in GPU_OPS:
-        return _gpu_summary(results, op)
+    """Per implementation: geometric mean and minimum speed-up over the cases both ran.
+
+    GPU workloads give both speed-ups, on the device and with transfers.
+    """
+    gpu = op in GPU_OPS
     baselines = BASELINES[op]
     header = ["implementation"] + [f"{_BASELINE_HEADERS[b]} {stat}" for b in baselines
                                    for stat in ("geomean", "min")] + ["cases"]
-    ratios = speedups(results)
+    ratios = gpu_speedups(results) if gpu else speedups(results)
     body = []
     for name, key in dict.fromkeys((r.implementation, r.key) for r in results if r.op == op):
         per_case = [ratios.get((r.case_id, key), {}) for r in results
@@ -169,10 +151,21 @@ def summary(results, op: str) -> tuple[list[str], list[list[str]]]:
         cells = []
         for baseline in baselines:
             values = [ratio[baseline] for ratio in per_case if baseline in ratio]
-            cells += ([f"{geomean(values):.3g}x", f"{min(values):.3g}x"] if values
-                      else ["-", "-"])
+            cells += _gpu_statistics(values) if gpu else _statistics(values)
         body.append([name] + cells + [str(sum(1 for ratio in per_case if ratio))])
     return header, body
+
+
+def _statistics(values) -> list[str]:
+    """Geometric mean and minimum of speed-ups, as table cells."""
+    return [f"{geomean(values):.3g}x", f"{min(values):.3g}x"] if values else ["-", "-"]
+
+
+def _gpu_statistics(pairs) -> list[str]:
+    """:func:`_statistics` of (on device, with transfers) pairs, each way on its own."""
+    ways = [[pair[way] for pair in pairs if pair[way]] for way in (0, 1)]
+    return [_pair([geomean(values) if values else None for values in ways]),
+            _pair([min(values) if values else None for values in ways])]
 
 
 def target_rows(checked: list[dict], op: str) -> tuple[list[str], list[list[str]]]:
