@@ -110,11 +110,26 @@ def _max_pool(func, spatial_ndim, x, kernel_size, stride, padding, dilation, cei
     x, unbatched = _input(func, x, spatial_ndim)
     windows = _max_windows(func, x, spatial_ndim, kernel_size, stride, padding, dilation,
                            ceil_mode)
-    values, indices = _dispatch.run(func, "max_pool", backend, x, windows, what="max pooling")
-    values = _output(func, values, spatial_ndim, unbatched)
+    return _pool_max(func, x, windows, spatial_ndim, unbatched, return_indices, backend)
+
+
+def _pool_max(func, x, windows, spatial_ndim, unbatched, return_indices, backend):
+    """Max pooling of a lifted ``x``: values, and the indices only where asked for.
+
+    Without indices, the backend's ``max_pool_values`` where it has one
+    (which neither computes nor stores them), else ``max_pool``'s values.
+    """
     if return_indices:
-        return values, _output(func, indices, spatial_ndim, unbatched)
-    return values
+        values, indices = _dispatch.run(func, "max_pool", backend, x, windows,
+                                        what="max pooling")
+        return (_output(func, values, spatial_ndim, unbatched),
+                _output(func, indices, spatial_ndim, unbatched))
+
+    def with_indices(x, windows):
+        return _dispatch.run(func, "max_pool", backend, x, windows, what="max pooling")[0]
+
+    values = _dispatch.run(func, "max_pool_values", backend, x, windows, fallback=with_indices)
+    return _output(func, values, spatial_ndim, unbatched)
 
 
 @_arrays.device_aware
@@ -317,9 +332,7 @@ def adaptive_max_pool2d(x, output_size, return_indices=False, *, backend=None):
 def _adaptive_max(func, x, output_size, return_indices, backend):
     x, unbatched = _input(func, x, 2)
     windows = _adaptive_windows_of(func, x, output_size)
-    values, indices = _dispatch.run(func, "max_pool", backend, x, windows, what="max pooling")
-    values = _output(func, values, 2, unbatched)
-    return (values, _output(func, indices, 2, unbatched)) if return_indices else values
+    return _pool_max(func, x, windows, 2, unbatched, return_indices, backend)
 
 
 @_arrays.device_aware

@@ -83,8 +83,9 @@ def torch_max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
     return values.numpy(), indices.numpy()
 
 
-def check_max_pool2d(x, backend, plain=False, **kwargs):
-    """Values and indices against torch; ``plain``: also the call without indices."""
+def check_max_pool2d(x, backend, plain=True, **kwargs):
+    """Values and indices against torch; ``plain``: also the call without indices (the
+    numba backend's values-only kernel)."""
     got, got_indices = fastcorr.max_pool2d(x, return_indices=True, backend=backend, **kwargs)
     ref, ref_indices = torch_max_pool2d(x, **kwargs)
     context = f"max_pool2d {x.shape} {kwargs} backend={backend}"
@@ -114,7 +115,7 @@ def test_max_pool2d_geometry(kernel, ceil_mode, backend, rng):
 def test_max_pool2d_dtypes_and_batches(shape, dtype, backend, rng):
     """float32/float64 stay, everything else becomes float64; unbatched stays unbatched."""
     x = random_array(rng, shape, dtype)
-    got, indices = check_max_pool2d(x, backend, plain=True, kernel_size=3, stride=2, padding=1,
+    got, indices = check_max_pool2d(x, backend, kernel_size=3, stride=2, padding=1,
                                     ceil_mode=True)
     assert got.shape == indices.shape
     assert got.ndim == len(shape)
@@ -237,6 +238,27 @@ def test_max_pool2d_nan_and_inf_as_torch(dtype, backend, rng):
         got = fastcorr.max_pool2d_backward(grad_output, x, backend=backend, **kwargs)
         assert_close(got, torch_pool_grad(F.max_pool2d, x, grad_output, **kwargs), dtype=dtype,
                      terms=9, context=f"max_pool2d_backward {kwargs}")
+
+
+@pytest.mark.parametrize("backend", POOL_BACKENDS)
+@pytest.mark.parametrize("width", [9, 10, 11])
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+@pytest.mark.parametrize("kernel", [1, 2, 3, 4])
+def test_max_pool2d_stride_two_rows_with_nan(kernel, dilation, width, backend, rng):
+    """Stride 2 along rows (the numba values-only kernel splits even and odd columns):
+    every kernel, dilation and padding, odd and even widths, NaN and inf in the rows."""
+    x = random_array(rng, (2, 2, 3, width), np.float32)
+    x[0, 0, 1, 2] = np.nan
+    x[0, 1, 0, width - 1] = np.nan
+    x[1, 0, 2, 0] = np.inf
+    x[1, 1, :, 1::3] = -np.inf
+    for padding in range(kernel // 2 + 1):
+        for ceil_mode in (False, True):
+            kwargs = dict(kernel_size=(1, kernel), stride=(1, 2), padding=(0, padding),
+                          dilation=(1, dilation), ceil_mode=ceil_mode)
+            if _torch_accepts(x.shape[2:], kwargs["kernel_size"], (1, 2), (0, padding),
+                              (1, dilation)):
+                check_max_pool2d(x, backend, **kwargs)
 
 
 @pytest.mark.parametrize("backend", POOL_BACKENDS)

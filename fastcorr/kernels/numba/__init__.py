@@ -17,7 +17,7 @@ plain entry points elsewhere): :func:`correlate_padded` and
 :func:`conv_bias_grad`, :func:`conv_transpose_cropped_bias` (the gradients
 of a padded convolution without the padded copies, the bias gradient
 summed during the transposed convolution's pass); :func:`global_avg_pool`,
-:func:`global_max_pool` (values only);
+:func:`global_max_pool`, :func:`max_pool_values` (values only, no indices);
 ``standardize(x, group, eps, weight, bias) -> (y, mean, var)`` and
 ``standardize_backward(dy, x, group, eps, weight) -> (grad_input, sum_dy,
 sum_dy_xhat)`` (statistics per group of ``group`` consecutive slices of a
@@ -63,6 +63,7 @@ from .pool import (
     global_max_pool,
     max_pool,
     max_pool_backward,
+    max_pool_values,
 )
 
 __all__ = [
@@ -90,6 +91,7 @@ __all__ = [
     "layer_standardize_backward",
     "max_pool",
     "max_pool_backward",
+    "max_pool_values",
     "moments",
     "scale_shift",
     "standardize",
