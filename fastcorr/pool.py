@@ -110,10 +110,10 @@ def _max_pool(func, spatial_ndim, x, kernel_size, stride, padding, dilation, cei
     x, unbatched = _input(func, x, spatial_ndim)
     windows = _max_windows(func, x, spatial_ndim, kernel_size, stride, padding, dilation,
                            ceil_mode)
-    return _pool_max(func, x, windows, spatial_ndim, unbatched, return_indices, backend)
+    return _run_max_pool(func, x, windows, spatial_ndim, unbatched, return_indices, backend)
 
 
-def _pool_max(func, x, windows, spatial_ndim, unbatched, return_indices, backend):
+def _run_max_pool(func, x, windows, spatial_ndim, unbatched, return_indices, backend):
     """Max pooling of a lifted ``x``: values, and the indices only where asked for.
 
     Without indices, the backend's ``max_pool_values`` where it has one
@@ -332,7 +332,7 @@ def adaptive_max_pool2d(x, output_size, return_indices=False, *, backend=None):
 def _adaptive_max(func, x, output_size, return_indices, backend):
     x, unbatched = _input(func, x, 2)
     windows = _adaptive_windows_of(func, x, output_size)
-    return _pool_max(func, x, windows, 2, unbatched, return_indices, backend)
+    return _run_max_pool(func, x, windows, 2, unbatched, return_indices, backend)
 
 
 @_arrays.device_aware
