@@ -657,6 +657,8 @@ def test_hypothesis_max_pool2d_vs_naive_and_torch(backend, problem):
     got, indices = fastcorr.max_pool2d(x, return_indices=True, backend=backend, **kwargs)
     assert_close(got, torch_values, dtype=x.dtype, rtol=0.0, context=f"{backend} {kwargs}")
     assert_close(indices, torch_indices, dtype=np.int64, context=f"{backend} {kwargs}")
+    values = fastcorr.max_pool2d(x, backend=backend, **kwargs)  # numba: values-only kernel
+    assert_close(values, torch_values, dtype=x.dtype, rtol=0.0, context=f"{backend} {kwargs}")
     if backend != "naive":
         ref, ref_indices = fastcorr.max_pool2d(x, return_indices=True, backend="naive",
                                                **kwargs)
