@@ -146,3 +146,21 @@ def message_names(excinfo, *words):
     text = str(excinfo.value)
     for word in words:
         assert word in text, f"message {text!r} does not name {word!r}"
+
+
+def shrink_cuda_launches(patch) -> None:
+    """Small CUDA launches (8 threads per block, 4 x 4 tiles, 8-thread reductions and
+    pooling planes), set through ``patch`` (a ``pytest.MonkeyPatch``).
+
+    On the simulator (one Python thread per GPU thread) tiny cases then run in
+    seconds, and still span several blocks and every level of the reduction
+    trees.  Imports the cuda backend: call it only where CUDA is available.
+    """
+    from fastcorr.kernels.cuda import _device
+    from fastcorr.kernels.cuda import norm as cuda_norm
+    from fastcorr.kernels.cuda import pool as cuda_pool
+
+    patch.setattr(_device, "THREADS_PER_BLOCK", 8)
+    patch.setattr(_device, "TILE", 4)
+    patch.setattr(cuda_norm, "REDUCE_THREADS", 8)
+    patch.setattr(cuda_pool, "PLANE_THREADS", 8)

@@ -16,6 +16,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import shrink_cuda_launches
 
 import fastcorr
 from fastcorr import cli
@@ -45,13 +46,8 @@ def _small_launches():
     if not CUDA["available"]:
         yield
         return
-    from fastcorr.kernels.cuda import _device
-    from fastcorr.kernels.cuda import norm as cuda_norm
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_device, "THREADS_PER_BLOCK", 8)
-        patch.setattr(_device, "TILE", 4)
-        patch.setattr(cuda_norm, "REDUCE_THREADS", 8)
+        shrink_cuda_launches(patch)
         yield
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cuda_calls import BATCH, CALLS, PARAMS, WEIGHT, call
-from helpers import assert_close
+from helpers import assert_close, shrink_cuda_launches
 
 import fastcorr
 
@@ -25,10 +25,7 @@ if not fastcorr.backends()["cuda"]["available"]:
 
 @pytest.fixture(autouse=True)
 def _small_launches(monkeypatch):
-    from fastcorr.kernels.cuda import _device
-
-    monkeypatch.setattr(_device, "THREADS_PER_BLOCK", 8)
-    monkeypatch.setattr(_device, "TILE", 4)
+    shrink_cuda_launches(monkeypatch)
 
 
 def _flat(result):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_close, random_array
+from helpers import assert_close, random_array, shrink_cuda_launches
 from numba import cuda
 
 if not cuda.is_available():
@@ -33,8 +33,7 @@ PATHS = {"tiles": 48 * 1024, "chunks": 200, "direct": 0}
 
 @pytest.fixture(autouse=True)
 def _small_launches(monkeypatch):
-    monkeypatch.setattr(_device, "THREADS_PER_BLOCK", 8)
-    monkeypatch.setattr(_device, "TILE", 4)
+    shrink_cuda_launches(monkeypatch)
 
 
 def _wide(*arrays):

@@ -37,7 +37,7 @@ from cuda_calls import (
     call,
     converted,
 )
-from helpers import assert_close, message_names
+from helpers import assert_close, message_names, shrink_cuda_launches
 
 import fastcorr
 from fastcorr import _arrays, _dispatch
@@ -48,8 +48,6 @@ if not fastcorr.backends()["cuda"]["available"]:
 from numba import cuda  # noqa: E402
 
 from fastcorr.kernels.cuda import _device  # noqa: E402
-from fastcorr.kernels.cuda import norm as cuda_norm  # noqa: E402
-from fastcorr.kernels.cuda import pool as cuda_pool  # noqa: E402
 
 _SIMULATED = _device._simulated()
 # Cases also run under 'auto' in full (every case is checked to reach 'cuda' under 'auto').
@@ -61,10 +59,7 @@ SMALL = 40
 
 @pytest.fixture(autouse=True)
 def _small_launches(monkeypatch):
-    monkeypatch.setattr(_device, "THREADS_PER_BLOCK", 8)
-    monkeypatch.setattr(_device, "TILE", 4)
-    monkeypatch.setattr(cuda_norm, "REDUCE_THREADS", 8)
-    monkeypatch.setattr(cuda_pool, "PLANE_THREADS", 8)
+    shrink_cuda_launches(monkeypatch)
 
 
 @pytest.fixture

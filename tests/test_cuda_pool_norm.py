@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_close, random_array
+from helpers import assert_close, random_array, shrink_cuda_launches
 from numba import cuda
 
 if not cuda.is_available():
@@ -37,11 +37,7 @@ FLOATS = [np.float32, np.float64]
 
 @pytest.fixture(autouse=True)
 def _small_launches(monkeypatch):
-    """Small blocks: tiny shapes still run several blocks and several tree levels."""
-    monkeypatch.setattr(_device, "THREADS_PER_BLOCK", 8)
-    monkeypatch.setattr(_device, "TILE", 4)
-    monkeypatch.setattr(cuda_norm, "REDUCE_THREADS", 8)
-    monkeypatch.setattr(cuda_pool, "PLANE_THREADS", 8)
+    shrink_cuda_launches(monkeypatch)
 
 
 def _ids(value):
