@@ -251,3 +251,30 @@ def test_module_runs_as_a_command():
                                capture_output=True, text=True, env=environment, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith("fastcorr ")
+
+
+def _blank_result():
+    return runner.Result(op="c4", case_id="id", case_label="label", work=1, rate_unit=None,
+                         implementation="impl", key="key", family="fastcorr")
+
+
+def _raise(exc):
+    raise exc
+
+
+@pytest.mark.parametrize("reason,check_call,status,note", [
+    ("no torch", lambda: 1, "unavailable", "no torch"),
+    (None, lambda: _raise(NotImplementedError("backend lacks it")), "unsupported",
+     "backend lacks it"),
+    (None, lambda: _raise(ZeroDivisionError("boom")), "error", "ZeroDivisionError: boom"),
+])
+def test_attempt_records_why_an_implementation_is_not_timed(reason, check_call, status, note):
+    result = _blank_result()
+    assert runner.attempt(result, reason, check_call) is None
+    assert (result.status, result.note) == (status, note)
+
+
+def test_attempt_returns_the_check_and_leaves_the_result_ok():
+    result = _blank_result()
+    assert runner.attempt(result, None, lambda: (1, 2)) == (1, 2)
+    assert result.status == "ok" and result.note == ""

@@ -195,22 +195,17 @@ class _Way:
 
 def _checked_ways(impl: GpuImplementation, case, inputs, reference, result: Result):
     """Bind and check both ways of ``impl``; None (and ``result`` says why) where it cannot run."""
-    reason = impl.unavailable()
-    if reason:
-        result.status, result.note = "unavailable", reason
-        return None
-    try:
+    def check():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             calls = impl.calls(case, inputs)
             errors = [runner.relative_error(_host(call()), reference) for call in calls]
-        timer = impl.timer()
-    except NotImplementedError as exc:
-        result.status, result.note = "unsupported", str(exc)
+        return calls, errors, caught, impl.timer()
+
+    checked = runner.attempt(result, impl.unavailable(), check)
+    if checked is None:
         return None
-    except Exception as exc:  # noqa: BLE001 - one failing implementation must not stop the run
-        result.status, result.note = "error", f"{type(exc).__name__}: {exc}"
-        return None
+    calls, errors, caught, timer = checked
     result.max_error = max(errors)
     result.note = gpu_peers.deterministic_note(caught) if impl.key == "torch" else ""
     if result.max_error > runner.tolerance(case.dtype):

@@ -65,24 +65,31 @@ def _rate_unit(results, op) -> str:
 
 
 def rows(results, op: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of one workload's table."""
+    """Header and rows of one workload's table.
+
+    G1-G3 show both times (on the device, with transfers) and both speed-ups
+    in each cell.
+    """
     if op not in BASELINES:
         return _process_rows(results, op)
-    if op in GPU_OPS:
-        return _gpu_rows(results, op)
+    gpu = op in GPU_OPS
     baselines = BASELINES[op]
-    header = ["case", "implementation", "median", _rate_unit(results, op)]
-    header += [_BASELINE_HEADERS[b] for b in baselines] + ["note"]
-    ratios = speedups(results)
+    header = (["case", "implementation"]
+              + (["on device", "with transfers"] if gpu else ["median"])
+              + [_rate_unit(results, op)] + [_BASELINE_HEADERS[b] for b in baselines]
+              + ["note"])
+    ratios = gpu_speedups(results) if gpu else speedups(results)
+    ratio_cell = _pair if gpu else (lambda value: f"{value:.3g}x")
     body = []
     for result in results:
         if result.op != op:
             continue
         ratio = ratios.get((result.case_id, result.key), {})
+        times = (list(map(format_seconds, gpu_times(result))) if gpu
+                 else [format_seconds(result.seconds, result.estimated)])
         rate = f"{result.rate:.3g}" if result.rate else "-"
-        body.append([result.case_label, result.implementation,
-                     format_seconds(result.seconds, result.estimated), rate]
-                    + [f"{ratio[b]:.3g}x" if b in ratio else "-" for b in baselines]
+        body.append([result.case_label, result.implementation, *times, rate]
+                    + [ratio_cell(ratio[b]) if b in ratio else "-" for b in baselines]
                     + [_note(result)])
     return header, body
 
@@ -90,25 +97,6 @@ def rows(results, op: str) -> tuple[list[str], list[list[str]]]:
 def _pair(values) -> str:
     """``'1.2x / 0.5x'``: a speed-up on the device and with transfers."""
     return " / ".join(f"{value:.3g}x" if value else "-" for value in values)
-
-
-def _gpu_rows(results, op: str) -> tuple[list[str], list[list[str]]]:
-    """G1-G3: both times and both speed-ups of every implementation."""
-    baselines = BASELINES[op]
-    header = ["case", "implementation", "on device", "with transfers",
-              _rate_unit(results, op)] + [_BASELINE_HEADERS[b] for b in baselines] + ["note"]
-    ratios = gpu_speedups(results)
-    body = []
-    for result in results:
-        if result.op != op:
-            continue
-        ratio = ratios.get((result.case_id, result.key), {})
-        rate = f"{result.rate:.3g}" if result.rate else "-"
-        body.append([result.case_label, result.implementation,
-                     *map(format_seconds, gpu_times(result)), rate]
-                    + [_pair(ratio[b]) if b in ratio else "-" for b in baselines]
-                    + [_note(result)])
-    return header, body
 
 
 def _process_rows(results, op: str) -> tuple[list[str], list[list[str]]]:

@@ -23,6 +23,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,21 +168,33 @@ class _Inputs:
         return self._made[case]
 
 
-def _checked_entry(impl: Implementation, case, result: Result, inputs: _Inputs, settings):
-    """Check ``impl`` on ``case`` (or its shrunk case); None if it cannot be timed."""
-    reason = impl.unavailable_reason()
+def attempt(result: Result, reason: str | None, check_call: Callable):
+    """``check_call()``, or None with ``result`` saying why there is nothing to time.
+
+    ``reason`` (the implementation's unavailability) skips the call; a
+    ``NotImplementedError`` marks the result unsupported, any other exception
+    an error: one failing implementation must not stop the run.
+    """
     if reason:
         result.status, result.note = "unavailable", reason
         return None
-    timed_case = impl.shrink(case) if impl.shrink else case
     try:
-        call, first_call_s, error = check(impl, timed_case, *inputs(timed_case))
+        return check_call()
     except NotImplementedError as exc:
         result.status, result.note = "unsupported", str(exc)
-        return None
-    except Exception as exc:  # noqa: BLE001 - one failing implementation must not stop the run
+    except Exception as exc:  # noqa: BLE001 - see the docstring
         result.status, result.note = "error", f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _checked_entry(impl: Implementation, case, result: Result, inputs: _Inputs, settings):
+    """Check ``impl`` on ``case`` (or its shrunk case); None if it cannot be timed."""
+    timed_case = impl.shrink(case) if impl.shrink else case
+    checked = attempt(result, impl.unavailable_reason(),
+                      lambda: check(impl, timed_case, *inputs(timed_case)))
+    if checked is None:
         return None
+    call, first_call_s, error = checked
     result.max_error = error
     if error > tolerance(case.dtype):
         result.status, result.note = "wrong", f"relative error {error:.2e} on {timed_case.label}"
